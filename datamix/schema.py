@@ -1,0 +1,312 @@
+"""Canonical records of datamix: what every normalizer writes and every later stage reads.
+
+Each record is a frozen, slotted, keyword-only dataclass with exactly one Arrow schema. Items are
+task-typed (`Kind`): a normalizer knows a raw format and emits items of one kind; prompts and
+conversation shape are added later by the recipe's formatters (`datamix.formats`), never here.
+
+Common item columns: `key` (unique within a source, `<source>-<index>`, no dots), `source`, `kind`,
+`id` (the release-style id, always a string), `image` (LLaVA-layout path relative to the image root,
+None for text-only items), `width`, `height` (pixels when the raw annotations or the image say so).
+
+This module must stay importable without torch: the trainer imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+
+class Kind(str, enum.Enum):
+    CONVERSATION = "conversation"  # ready-made turns (LLaVA-Instruct, ShareGPT, LCS-558K)
+    VQA = "vqa"  # image + (question, answer, all annotator answers)
+    MCQ = "mcq"  # image + (question, choices, correct index)
+    CAPTION = "caption"  # image + captions (+ OCR tokens)
+    REGION = "region"  # image + (phrase, box in pixels)
+
+
+class DropReason(str, enum.Enum):
+    """Why a raw record did not become (part of) an item. A drop is data: a row in the drops table."""
+
+    IMAGE_MISSING = "image_missing"
+    IMAGE_EMPTY = "image_empty"
+    IMAGE_UNDECODABLE = "image_undecodable"
+    MISSING_FIELD = "missing_field"
+    BAD_TYPE = "bad_type"
+    BAD_VALUE = "bad_value"
+    EMPTY_CONVERSATION = "empty_conversation"
+    EMPTY_TURN = "empty_turn"
+    NOT_ALTERNATING = "not_alternating"
+    UNKNOWN_ROLE = "unknown_role"
+    IMAGE_TOKEN_IN_TEXT = "image_token_in_text"
+    MISSING_ANNOTATION = "missing_annotation"
+    ORPHAN_ANNOTATION = "orphan_annotation"
+    BAD_BOX = "bad_box"
+    NO_REGIONS = "no_regions"
+    DUPLICATE = "duplicate"
+
+
+# --------------------------------------------------------------------------------------------
+# payload records
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Turn:
+    role: str  # "human" | "gpt"
+    text: str
+
+    ARROW: ClassVar[pa.DataType]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QA:
+    question_id: str
+    question: str
+    answer: str | None  # the dataset's own main answer (VQAv2 multiple_choice_answer, GQA answer); None if it has none
+    answers: tuple[str, ...] = ()  # every annotator answer in raw order (OK-VQA: raw_answer)
+
+    ARROW: ClassVar[pa.DataType]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Choice:
+    question_id: str
+    question: str
+    choices: tuple[str, ...]
+    correct: int  # index into choices
+    direct_answers: tuple[str, ...] = ()
+
+    ARROW: ClassVar[pa.DataType]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Region:
+    region_id: str
+    phrase: str
+    x: float  # top-left, pixels of the original image
+    y: float
+    w: float
+    h: float
+    group: str = ""  # sub-dataset (RefCOCO: refcoco / refcoco+ / refcocog); "" when not applicable
+
+    ARROW: ClassVar[pa.DataType]
+
+
+Turn.ARROW = pa.struct([("role", pa.string()), ("text", pa.string())])
+QA.ARROW = pa.struct(
+    [
+        ("question_id", pa.string()),
+        ("question", pa.string()),
+        ("answer", pa.string()),
+        ("answers", pa.list_(pa.string())),
+    ]
+)
+Choice.ARROW = pa.struct(
+    [
+        ("question_id", pa.string()),
+        ("question", pa.string()),
+        ("choices", pa.list_(pa.string())),
+        ("correct", pa.int32()),
+        ("direct_answers", pa.list_(pa.string())),
+    ]
+)
+Region.ARROW = pa.struct(
+    [
+        ("region_id", pa.string()),
+        ("phrase", pa.string()),
+        ("x", pa.float64()),
+        ("y", pa.float64()),
+        ("w", pa.float64()),
+        ("h", pa.float64()),
+        ("group", pa.string()),
+    ]
+)
+
+# --------------------------------------------------------------------------------------------
+# items: one per row of a normalized table
+
+_COMMON_FIELDS = [
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("image", pa.string()),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationItem:
+    KIND: ClassVar[Kind] = Kind.CONVERSATION
+    key: str
+    source: str
+    id: str
+    image: str | None
+    width: int | None = None
+    height: int | None = None
+    turns: tuple[Turn, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VQAItem:
+    KIND: ClassVar[Kind] = Kind.VQA
+    key: str
+    source: str
+    id: str
+    image: str
+    width: int | None = None
+    height: int | None = None
+    qas: tuple[QA, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MCQItem:
+    KIND: ClassVar[Kind] = Kind.MCQ
+    key: str
+    source: str
+    id: str
+    image: str
+    width: int | None = None
+    height: int | None = None
+    questions: tuple[Choice, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaptionItem:
+    KIND: ClassVar[Kind] = Kind.CAPTION
+    key: str
+    source: str
+    id: str
+    image: str
+    width: int | None = None
+    height: int | None = None
+    captions: tuple[str, ...]  # ordered by the dataset's caption id
+    ocr_tokens: tuple[str, ...] | None = None  # None: no OCR file was available
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegionItem:
+    KIND: ClassVar[Kind] = Kind.REGION
+    key: str
+    source: str
+    id: str
+    image: str
+    width: int
+    height: int
+    regions: tuple[Region, ...]
+
+
+Item = ConversationItem | VQAItem | MCQItem | CaptionItem | RegionItem
+
+ITEM_TYPES: dict[Kind, type] = {
+    Kind.CONVERSATION: ConversationItem,
+    Kind.VQA: VQAItem,
+    Kind.MCQ: MCQItem,
+    Kind.CAPTION: CaptionItem,
+    Kind.REGION: RegionItem,
+}
+
+ITEM_SCHEMAS: dict[Kind, pa.Schema] = {
+    Kind.CONVERSATION: pa.schema(_COMMON_FIELDS + [pa.field("turns", pa.list_(Turn.ARROW))]),
+    Kind.VQA: pa.schema(_COMMON_FIELDS + [pa.field("qas", pa.list_(QA.ARROW))]),
+    Kind.MCQ: pa.schema(_COMMON_FIELDS + [pa.field("questions", pa.list_(Choice.ARROW))]),
+    Kind.CAPTION: pa.schema(
+        _COMMON_FIELDS
+        + [pa.field("captions", pa.list_(pa.string())), pa.field("ocr_tokens", pa.list_(pa.string()))]
+    ),
+    Kind.REGION: pa.schema(_COMMON_FIELDS + [pa.field("regions", pa.list_(Region.ARROW))]),
+}
+
+# the nested record type of each payload column, for decoding rows back into dataclasses
+_NESTED: dict[str, type] = {"turns": Turn, "qas": QA, "questions": Choice, "regions": Region}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Drop:
+    """A raw record (or part of one) that did not become an item, and why."""
+
+    source: str
+    file: str  # raw file, relative to ROOT/raw/<source>/
+    pointer: str  # record id or index inside that file
+    reason: DropReason
+    detail: str = ""
+
+
+DROP_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("pointer", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+    ]
+)
+
+
+# --------------------------------------------------------------------------------------------
+# conversion between records and Arrow rows
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
+
+
+def to_row(record: Any) -> dict[str, Any]:
+    """A record as a plain dict matching its Arrow schema (items gain their `kind` column)."""
+    row = _plain(record)
+    kind = getattr(type(record), "KIND", None)
+    if kind is not None:
+        row["kind"] = kind.value
+    return row
+
+
+def item_from_row(row: Mapping[str, Any]) -> Item:
+    """Rebuild an item dataclass from a row of its normalized table."""
+    kind = Kind(row["kind"])
+    cls = ITEM_TYPES[kind]
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        value = row.get(f.name)
+        nested = _NESTED.get(f.name)
+        if nested is not None:
+            value = tuple(_nested_from_dict(nested, v) for v in (value or ()))
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def _nested_from_dict(cls: type, d: Mapping[str, Any]) -> Any:
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def items_table(items: Iterable[Item], kind: Kind) -> pa.Table:
+    return pa.Table.from_pylist([to_row(i) for i in items], schema=ITEM_SCHEMAS[kind])
+
+
+def drops_table(drops: Iterable[Drop]) -> pa.Table:
+    return pa.Table.from_pylist([to_row(d) for d in drops], schema=DROP_SCHEMA)
+
+
+def read_items(path: Any, batch_size: int = 4096) -> Iterator[Item]:
+    """Stream the items of a normalized Parquet table, in file order."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as pf:
+        for batch in pf.iter_batches(batch_size=batch_size):
+            for row in batch.to_pylist():
+                yield item_from_row(row)

@@ -1,0 +1,168 @@
+"""RefCOCO, RefCOCO+ and RefCOCOg: referring expressions for COCO objects (train splits, unioned per image).
+
+Papers: Kazemzadeh et al., "ReferItGame", EMNLP 2014; Yu et al., "Modeling Context in Referring
+Expressions", ECCV 2016 (arXiv 1608.00272); Mao et al., "Generation and Comprehension of Unambiguous
+Object Descriptions", CVPR 2016 (arXiv 1511.02283). Homepage: https://github.com/lichengunc/refer.
+Licence: Apache 2.0 (refer toolkit and annotations); COCO images under Flickr terms.
+
+Raw, per sub-dataset folder (`refcoco/`, `refcoco+/`, `refcocog/`): `instances.json` (COCO format:
+`images` with sizes, `annotations` with `bbox` [x, y, w, h] pixels) and a Python-2 pickle of refs
+(`refs(unc).p`, `refs(umd).p` for RefCOCOg): dicts with `ref_id`, `ann_id`, `image_id`, `split`,
+`sentences` [{`sent_id`, `raw`, `sent`, `tokens`}]. Pickles are read with `SafeUnpickler`, which
+admits plain containers and scalars only: a pickle naming any other global is refused and its payload
+never runs. Only `split == "train"` refs are read. The phrase is the cleaned `sent` (as in the
+release's lower-case expressions), falling back to `raw`. One item per COCO image with every
+(ref, sentence) pair of the three datasets; chunking into <= 9 pairs is the recipe's job.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from datamix.fileio import RawFormatError, load_json
+from datamix.paths import COCO_DIR, coco_image
+from datamix.schema import Drop, DropReason, Kind, Region, RegionItem
+from datamix.sources.base import Context, RawFile, RecordError, Source, expect_dict, expect_list, get, require
+
+# (sub-dataset, refs file) in the order their pairs are listed
+DATASETS = (("refcoco", "refs(unc).p"), ("refcoco+", "refs(unc).p"), ("refcocog", "refs(umd).p"))
+
+_ALLOWED_GLOBALS = {("__builtin__", "set"), ("builtins", "set"), ("__builtin__", "frozenset"), ("builtins", "frozenset")}
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle that names a global other than plain containers; refused before anything runs."""
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickler for untrusted data: plain containers and scalars only (dict, list, tuple, set, str,
+    bytes, int, float, bool, None). Any other global (classes, functions such as `os.system`) is
+    refused in `find_class`, i.e. before it could be called; persistent ids are refused too."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED_GLOBALS:
+            return set if name == "set" else frozenset
+        raise UnsafePickleError(f"refused global {module}.{name}: only plain containers and scalars are allowed")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafePickleError("refused persistent id: only plain containers and scalars are allowed")
+
+
+def safe_load_pickle(path: Path) -> Any:
+    """Load an untrusted (possibly Python 2) pickle; errors name the file."""
+    data = path.read_bytes()
+    try:
+        return SafeUnpickler(io.BytesIO(data), encoding="utf-8", errors="replace").load()
+    except UnsafePickleError as e:
+        raise RawFormatError(path, str(e)) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise RawFormatError(path, f"not a readable pickle: {type(e).__name__}: {e}") from None
+
+
+class RefCOCO(Source):
+    name = "refcoco"
+    kind = Kind.REGION
+    title = "RefCOCO / RefCOCO+ / RefCOCOg"
+    homepage = "https://github.com/lichengunc/refer"
+    paper = "https://arxiv.org/abs/1608.00272"
+    license = "Apache 2.0 (annotations); COCO images: Flickr terms"
+    raw_files = tuple(
+        f
+        for ds, refs in DATASETS
+        for f in (
+            RawFile(f"{ds}/instances.json", f"{ds}: COCO-format images and boxes"),
+            RawFile(f"{ds}/{refs}", f"{ds}: referring expressions (Python 2 pickle)"),
+        )
+    )
+    image_dirs = (COCO_DIR,)
+
+    def read(self, ctx: Context) -> Iterator[RegionItem | Drop]:
+        sizes: dict[int, tuple[int, int]] = {}
+        regions: dict[int, list[Region]] = defaultdict(list)
+        for ds, refs_name in DATASETS:
+            yield from self._dataset(ctx, ds, refs_name, sizes, regions)
+        for image_id in sorted(regions):
+            image = coco_image(image_id)
+            try:
+                ctx.images.check(image)
+            except RecordError as err:
+                yield ctx.drop_for("*/instances.json", f"image_id={image_id}", err)
+                continue
+            w, h = sizes[image_id]
+            found = tuple(regions.pop(image_id))
+            ctx.count("pairs", len(found))
+            yield RegionItem(
+                key="", source=self.name, id=f"{image_id:012d}", image=image, width=w, height=h, regions=found
+            )
+
+    def _dataset(
+        self,
+        ctx: Context,
+        ds: str,
+        refs_name: str,
+        sizes: dict[int, tuple[int, int]],
+        regions: dict[int, list[Region]],
+    ) -> Iterator[Drop]:
+        inst_file, refs_file = f"{ds}/instances.json", f"{ds}/{refs_name}"
+        inst_path = ctx.require_file(inst_file)
+        inst = expect_dict(inst_path, load_json(inst_path))
+        ds_sizes: dict[int, tuple[int, int]] = {}
+        for index, im in enumerate(expect_list(inst_path, inst.get("images"), "'images'")):
+            try:
+                ds_sizes[require(im, "id", int)] = (require(im, "width", int), require(im, "height", int))
+            except RecordError as err:
+                yield ctx.drop_for(inst_file, f"images[{index}]", err)
+        boxes: dict[int, tuple[int, tuple[float, float, float, float]]] = {}
+        for index, ann in enumerate(expect_list(inst_path, inst.get("annotations"), "'annotations'")):
+            try:
+                bbox = require(ann, "bbox", list)
+                if len(bbox) != 4 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox):
+                    raise RecordError(DropReason.BAD_BOX, f"bbox {bbox!r} is not four numbers")
+                boxes[require(ann, "id", int)] = (require(ann, "image_id", int), tuple(float(v) for v in bbox))
+            except RecordError as err:
+                yield ctx.drop_for(inst_file, f"annotations[{index}]", err)
+        del inst
+
+        refs_path = ctx.require_file(refs_file)
+        refs = safe_load_pickle(refs_path)
+        if not isinstance(refs, list):
+            raise RawFormatError(refs_path, f"top level is {type(refs).__name__}, expected a list of refs")
+        for index, ref in enumerate(refs):
+            ctx.progress()
+            try:
+                split = require(ref, "split", str)
+                if split != "train":
+                    ctx.count(f"skipped_split_{split}")
+                    continue
+                ref_id = require(ref, "ref_id", int)
+                ann_id = require(ref, "ann_id", int)
+                image_id = require(ref, "image_id", int)
+                sentences = require(ref, "sentences", list)
+                if ann_id not in boxes:
+                    raise RecordError(DropReason.MISSING_ANNOTATION, f"ann_id {ann_id} not in {inst_file}")
+                ann_image, (x, y, w, h) = boxes[ann_id]
+                if ann_image != image_id:
+                    raise RecordError(DropReason.BAD_VALUE, f"ann_id {ann_id} belongs to image {ann_image}")
+                if image_id not in ds_sizes:
+                    raise RecordError(DropReason.MISSING_ANNOTATION, f"image {image_id} not in {inst_file}")
+                iw, ih = ds_sizes[image_id]
+                if w <= 0 or h <= 0 or x < 0 or y < 0 or x >= iw or y >= ih:
+                    raise RecordError(DropReason.BAD_BOX, f"box {[x, y, w, h]} on a {iw}x{ih} image")
+            except RecordError as err:
+                yield ctx.drop_for(refs_file, get(ref, "ref_id", index) if isinstance(ref, dict) else index, err)
+                continue
+            sizes.setdefault(image_id, (iw, ih))
+            for j, s in enumerate(sentences):
+                text = (get(s, "sent", None) or get(s, "raw", None)) if isinstance(s, dict) else None
+                if not isinstance(text, str) or not text.strip():
+                    yield ctx.drop(refs_file, f"{ref_id}/{j}", DropReason.BAD_VALUE, "sentence without text")
+                    continue
+                sent_id = get(s, "sent_id", j)
+                regions[image_id].append(
+                    Region(region_id=f"{ref_id}:{sent_id}", phrase=text.strip(), x=x, y=y, w=w, h=h, group=ds)
+                )

@@ -1,0 +1,64 @@
+"""ShareGPT (Vicuna-cleaned): text-only multi-turn conversations, the language data of the mix.
+
+Paper: Zheng et al., "Judging LLM-as-a-judge with MT-Bench and Chatbot Arena" (Vicuna; arXiv 2306.05685);
+data cleaning per FastChat `docs/commands/data_cleaning.md`. Homepage:
+https://huggingface.co/datasets/anon8231489123/ShareGPT_Vicuna_unfiltered. Licence: unclear upstream
+(user-shared ChatGPT conversations; OpenAI terms apply) - use at your own judgement.
+
+Raw: `ShareGPT_V3_unfiltered_cleaned_split.json`, an array of `{"id": "<base>_<chunk>", "model"?,
+"conversations": [{"from", "value"}]}`. Quirks handled here (sources.md 2.4): leading `gpt` turns are
+dropped (LLaVA's train.py does the same); a conversation that does not then strictly alternate
+human/gpt, has an empty turn or contains a literal `<image>` is dropped with a reason; a trailing
+human turn with no answer is cut (counted in stats as `trailing_human_cut`). Token-budget truncation
+is a recipe option (`max_tokens`), not done here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from datamix.fileio import load_json
+from datamix.schema import ConversationItem, Drop, DropReason, Kind
+from datamix.sources._conversations import ConversationRecord, check_alternating, parse_turns
+from datamix.sources.base import Context, RawFile, RecordError, Source, expect_list, require_id
+
+FILE = "ShareGPT_V3_unfiltered_cleaned_split.json"
+IMAGE_TOKEN = "<image>"
+
+
+class ShareGPT(Source):
+    name = "sharegpt"
+    kind = Kind.CONVERSATION
+    title = "ShareGPT (Vicuna-cleaned)"
+    homepage = "https://huggingface.co/datasets/anon8231489123/ShareGPT_Vicuna_unfiltered"
+    paper = "https://arxiv.org/abs/2306.05685"
+    license = "unclear (user-shared ChatGPT conversations; OpenAI terms)"
+    raw_files = (RawFile(FILE, "94,145 cleaned and split conversations"),)
+
+    def read(self, ctx: Context) -> Iterator[ConversationItem | Drop]:
+        path = ctx.require_file(FILE)
+        records = expect_list(path, load_json(path, list[ConversationRecord]))
+        for index, rec in enumerate(records):
+            ctx.progress()
+            try:
+                rid = require_id(rec, "id")
+                turns = parse_turns(rec)
+                lead = 0
+                while lead < len(turns) and turns[lead].role == "gpt":
+                    lead += 1
+                if lead:
+                    ctx.count("leading_gpt_dropped")
+                    turns = turns[lead:]
+                if turns and len(turns) % 2 == 1 and turns[-1].role == "human":
+                    ctx.count("trailing_human_cut")
+                    turns = turns[:-1]
+                if not turns:
+                    raise RecordError(DropReason.EMPTY_CONVERSATION, "no human/gpt exchange left")
+                check_alternating(turns)
+                for i, t in enumerate(turns):
+                    if IMAGE_TOKEN in t.text:
+                        raise RecordError(DropReason.IMAGE_TOKEN_IN_TEXT, f"turn {i} contains {IMAGE_TOKEN!r}")
+            except RecordError as err:
+                yield ctx.drop_for(FILE, index, err)
+                continue
+            yield ConversationItem(key="", source=self.name, id=rid, image=None, turns=tuple(turns))

@@ -1,0 +1,100 @@
+"""LLaVA-Instruct, LCS-558K and ShareGPT: hand-written raw records in the real format -> exact items."""
+
+from __future__ import annotations
+
+from datamix.schema import ConversationItem, Turn
+
+from .helpers import reasons, run
+
+
+def test_llava_instruct_keeps_raw_turns_and_maps_images(world):
+    world.image("coco/train2017/000000000113.jpg")
+    world.image("coco/train2017/000000123456.jpg")
+    world.json(
+        "llava_instruct",
+        "llava_instruct_150k.json",
+        [
+            {"id": "000000000113", "image": "000000000113.jpg",
+             "conversations": [{"from": "human", "value": "What is this photo about'?\n<image>"},
+                               {"from": "gpt", "value": "A kitchen."}]},
+            {"id": 123456, "image": "000000123456.jpg",  # int id in the wild -> string
+             "conversations": [{"from": "human", "value": "<image>\nWhat is the dog holding?"},
+                               {"from": "gpt", "value": "A red frisbee."},
+                               {"from": "human", "value": "Where is it?"},
+                               {"from": "gpt", "value": "On a lawn."}]},
+            {"id": "000000999999", "image": "000000999999.jpg",
+             "conversations": [{"from": "human", "value": "<image>\nHi"}, {"from": "gpt", "value": "Hello"}]},
+            {"id": "000000000113", "image": "000000000113.jpg", "conversations": "oops"},
+            {"image": "000000000113.jpg", "conversations": []},
+        ],
+    )
+    items, drops, stats = run(world.root, "llava_instruct")
+    assert items == [
+        ConversationItem(
+            key="llava_instruct-00000000", source="llava_instruct", id="000000000113",
+            image="coco/train2017/000000000113.jpg",
+            turns=(Turn(role="human", text="What is this photo about'?\n<image>"), Turn(role="gpt", text="A kitchen.")),
+        ),
+        ConversationItem(
+            key="llava_instruct-00000001", source="llava_instruct", id="123456",
+            image="coco/train2017/000000123456.jpg",
+            turns=(Turn(role="human", text="<image>\nWhat is the dog holding?"), Turn(role="gpt", text="A red frisbee."),
+                   Turn(role="human", text="Where is it?"), Turn(role="gpt", text="On a lawn.")),
+        ),
+    ]
+    assert reasons(drops) == [("2", "image_missing"), ("3", "bad_type"), ("4", "missing_field")]
+    assert drops[0]["file"] == "llava_instruct_150k.json"
+    assert stats["items"] == 2 and stats["drops_by_reason"] == {"bad_type": 1, "image_missing": 1, "missing_field": 1}
+
+
+def test_sharegpt_filters_with_reasons(world):
+    def conv(*turns):
+        return [{"from": r, "value": v} for r, v in turns]
+
+    world.json(
+        "sharegpt",
+        "ShareGPT_V3_unfiltered_cleaned_split.json",
+        [
+            {"id": "AbCdEfG_0", "model": "", "conversations": conv(("human", "Write a haiku."), ("gpt", "Soft rain..."))},
+            {"id": "lead_0", "conversations": conv(("gpt", "Hi!"), ("human", "2+2?"), ("gpt", "4"))},
+            {"id": "skip_0", "conversations": conv(("human", "a"), ("human", "b"), ("gpt", "c"))},
+            {"id": "empty_0", "conversations": conv(("human", "a"), ("gpt", "  "))},
+            {"id": "img_0", "conversations": conv(("human", "see <image>"), ("gpt", "no"))},
+            {"id": "trail_0", "conversations": conv(("human", "q"), ("gpt", "a"), ("human", "unanswered"))},
+            {"id": "onlygpt_0", "conversations": conv(("gpt", "hello"))},
+            {"id": "sys_0", "conversations": conv(("system", "be nice"), ("gpt", "ok"))},
+        ],
+    )
+    items, drops, stats = run(world.root, "sharegpt")
+    assert [(i.id, i.image, [(t.role, t.text) for t in i.turns]) for i in items] == [
+        ("AbCdEfG_0", None, [("human", "Write a haiku."), ("gpt", "Soft rain...")]),
+        ("lead_0", None, [("human", "2+2?"), ("gpt", "4")]),
+        ("trail_0", None, [("human", "q"), ("gpt", "a")]),
+    ]
+    assert reasons(drops) == [
+        ("2", "not_alternating"),
+        ("3", "empty_turn"),
+        ("4", "image_token_in_text"),
+        ("6", "empty_conversation"),
+        ("7", "unknown_role"),
+    ]
+    assert stats["counts"] == {"leading_gpt_dropped": 2, "trailing_human_cut": 1}
+
+
+def test_llava_pretrain_paths(world):
+    world.image("llava_pretrain/images/00453/004539375.jpg")
+    world.json(
+        "llava_pretrain",
+        "blip_laion_cc_sbu_558k.json",
+        [
+            {"id": "004539375", "image": "00453/004539375.jpg",
+             "conversations": [{"from": "human", "value": "Render a clear and concise summary of the photo.\n<image>"},
+                               {"from": "gpt", "value": "select luxury furniture 3 - inch gel memory foam mattress topper"}]},
+            {"id": "004539376", "image": "../../etc/passwd", "conversations": []},
+        ],
+    )
+    items, drops, _ = run(world.root, "llava_pretrain")
+    assert [(i.key, i.id, i.image, len(i.turns)) for i in items] == [
+        ("llava_pretrain-00000000", "004539375", "llava_pretrain/images/00453/004539375.jpg", 2)
+    ]
+    assert reasons(drops) == [("1", "bad_value")]
