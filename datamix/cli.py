@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from datamix import __version__
+from datamix.commands_download import download
 from datamix.ui import console, counter, out
 
 app = typer.Typer(
@@ -44,8 +45,11 @@ def sources(root: Path | None = RootOpt) -> None:
     from datamix.paths import Layout
     from datamix.sources import SOURCES
 
+    from datamix.commands_download import download_state
+
     layout = Layout.at(root)
-    table = Table("source", "stage", "kind", "raw files", "licence", "state")
+    downloaded = download_state(layout)
+    table = Table("source", "stage", "kind", "raw files", "licence", "downloaded", "state")
     for name, src in SOURCES.items():
         present = [f for f in src.raw_files if (layout.raw(name) / f.name).is_file()]
         required = src.required_files()
@@ -57,7 +61,7 @@ def sources(root: Path | None = RootOpt) -> None:
         else:
             state = f"{len(required) - len(missing)}/{len(required)} raw files"
         files = "\n".join(f.name + (" (optional)" if f.optional else "") for f in src.raw_files)
-        table.add_row(name, src.stage, src.kind.value, files, src.license, state)
+        table.add_row(name, src.stage, src.kind.value, files, src.license, downloaded.get(name, "-"), state)
     out.print(table)
     out.print(f"{len(SOURCES)} sources under {layout.root}")
 
@@ -78,6 +82,9 @@ def synth(
     counts = run_synth(target, scale=scale, seed=seed)
     total = sum(counts.values())
     out.print(f"synth: {len(counts)} sources, {total:,} raw records under {target} (scale {scale}, seed {seed})")
+
+
+app.command("download", help="Fetch, verify and extract the official files of SRC... (default: all).")(download)
 
 
 @app.command()

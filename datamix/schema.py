@@ -255,13 +255,31 @@ DROP_SCHEMA = pa.schema(
 # conversion between records and Arrow rows
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
+    if type(value) in _SCALARS:
+        return value
+    names = _FIELD_NAMES.get(type(value))
+    if names is not None:
+        return {n: _plain(getattr(value, n)) for n in names}
+    if type(value) is tuple:
+        if all(type(v) is str for v in value):
+            return list(value)
         return [_plain(v) for v in value]
     if isinstance(value, enum.Enum):
         return value.value
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if dataclasses.is_dataclass(value):  # a record type not registered below
+        _FIELD_NAMES[type(value)] = _field_names(type(value))
+        return _plain(value)
     return value
 
 
@@ -272,6 +290,10 @@ def to_row(record: Any) -> dict[str, Any]:
     if kind is not None:
         row["kind"] = kind.value
     return row
+
+
+for _cls in (Turn, QA, Choice, Region, Drop, *ITEM_TYPES.values()):
+    _FIELD_NAMES[_cls] = _field_names(_cls)
 
 
 def item_from_row(row: Mapping[str, Any]) -> Item:

@@ -16,7 +16,7 @@ from datamix.sources.base import RecordError, get, require
 ROLES = ("human", "gpt")
 
 
-class ConversationRecord(msgspec.Struct):
+class ConversationRecord(msgspec.Struct, gc=False):
     id: Any = msgspec.UNSET
     image: Any = msgspec.UNSET
     conversations: Any = msgspec.UNSET

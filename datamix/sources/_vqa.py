@@ -20,29 +20,29 @@ from datamix.schema import QA, Drop, DropReason, VQAItem
 from datamix.sources.base import Context, RecordError, expect_dict, expect_list, get, require
 
 
-class _Answer(msgspec.Struct):
+class _Answer(msgspec.Struct, gc=False):
     answer: Any = msgspec.UNSET
     raw_answer: Any = msgspec.UNSET
 
 
-class _Question(msgspec.Struct):
+class _Question(msgspec.Struct, gc=False):
     image_id: Any = msgspec.UNSET
     question: Any = msgspec.UNSET
     question_id: Any = msgspec.UNSET
 
 
-class _Annotation(msgspec.Struct):
+class _Annotation(msgspec.Struct, gc=False):
     question_id: Any = msgspec.UNSET
     image_id: Any = msgspec.UNSET
     multiple_choice_answer: Any = msgspec.UNSET
     answers: list[_Answer] | None = None
 
 
-class _QuestionsFile(msgspec.Struct):
+class _QuestionsFile(msgspec.Struct, gc=False):
     questions: list[_Question] | None = None
 
 
-class _AnnotationsFile(msgspec.Struct):
+class _AnnotationsFile(msgspec.Struct, gc=False):
     annotations: list[_Annotation] | None = None
 
 
@@ -76,14 +76,19 @@ def read_vqa_pair(
         try:
             qid = _int_id(ann, "question_id")
             raw_answers = require(ann, "answers", list)
-            answers = []
-            for j, a in enumerate(raw_answers):
-                text = get(a, answer_field, None) if isinstance(a, dict | msgspec.Struct) else None
-                if text in (None, msgspec.UNSET) and answer_field != "answer":
-                    text = get(a, "answer", None)
-                if not isinstance(text, str):
+            if all(type(a) is _Answer for a in raw_answers):  # typed fast path
+                if answer_field == "raw_answer":
+                    answers = [a.answer if a.raw_answer is msgspec.UNSET else a.raw_answer for a in raw_answers]
+                else:
+                    answers = [a.answer for a in raw_answers]
+            else:
+                answers = [
+                    (get(a, answer_field, None) or get(a, "answer", None)) if isinstance(a, dict) else None
+                    for a in raw_answers
+                ]
+            for j, text in enumerate(answers):
+                if type(text) is not str:
                     raise RecordError(DropReason.BAD_TYPE, f"answers[{j}] has no string {answer_field!r}")
-                answers.append(text)
             main = None
             if consensus:
                 main = require(ann, "multiple_choice_answer", str)

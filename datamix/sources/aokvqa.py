@@ -36,7 +36,7 @@ from datamix.sources.base import (
 FILE = "aokvqa_v1p0_train.json"
 
 
-class _Record(msgspec.Struct):
+class _Record(msgspec.Struct, gc=False):
     split: Any = msgspec.UNSET
     image_id: Any = msgspec.UNSET
     question_id: Any = msgspec.UNSET

@@ -27,7 +27,7 @@ from datamix.sources.base import Context, RawFile, RecordError, Source, expect_d
 FILE = "train_balanced_questions.json"
 
 
-class _Question(msgspec.Struct):
+class _Question(msgspec.Struct, gc=False):
     question: Any = msgspec.UNSET
     imageId: Any = msgspec.UNSET  # noqa: N815 - the raw field name
     answer: Any = msgspec.UNSET

@@ -27,7 +27,7 @@ FILE = "dataset.json"
 TRAIN = 1
 
 
-class _Book(msgspec.Struct):
+class _Book(msgspec.Struct, gc=False):
     questions: Any = msgspec.UNSET
     answers: Any = msgspec.UNSET
     split: Any = msgspec.UNSET

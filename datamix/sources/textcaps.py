@@ -38,7 +38,7 @@ FILE = "TextCaps_0.1_train.json"
 OCR_FILES = ("TextVQA_Rosetta_OCR_v0.2_train.json", "TextVQA_0.5.1_train.json")
 
 
-class _Caption(msgspec.Struct):
+class _Caption(msgspec.Struct, gc=False):
     image_id: Any = msgspec.UNSET
     image_width: Any = msgspec.UNSET
     image_height: Any = msgspec.UNSET
@@ -46,16 +46,16 @@ class _Caption(msgspec.Struct):
     caption_str: Any = msgspec.UNSET
 
 
-class _CaptionFile(msgspec.Struct):
+class _CaptionFile(msgspec.Struct, gc=False):
     data: list[_Caption] | None = None
 
 
-class _Ocr(msgspec.Struct):
+class _Ocr(msgspec.Struct, gc=False):
     image_id: Any = msgspec.UNSET
     ocr_tokens: Any = msgspec.UNSET
 
 
-class _OcrFile(msgspec.Struct):
+class _OcrFile(msgspec.Struct, gc=False):
     data: list[_Ocr] | None = None
 
 
