@@ -35,10 +35,13 @@ test-all: $(STAMP) ## Run every test including slow ones
 lint: $(STAMP) ## Ruff lint
 	$(VENV)/bin/ruff check datamix tests
 
-demo: $(STAMP) ## End to end on synthetic data: synth -> normalize (-> build, train as they land)
+demo: $(STAMP) ## End to end on synthetic data: synth -> normalize -> build -> export -> lint (CPU, minutes)
 	$(VENV)/bin/datamix synth --root $(DEMO_ROOT) --scale small
 	$(VENV)/bin/datamix normalize --root $(DEMO_ROOT) --jobs $(JOBS)
-	$(VENV)/bin/datamix sources --root $(DEMO_ROOT)
+	$(VENV)/bin/datamix build --recipe demo --root $(DEMO_ROOT) --jobs $(JOBS) --force
+	$(VENV)/bin/datamix inspect $(DEMO_ROOT)/mixes/demo
+	$(VENV)/bin/datamix export $(DEMO_ROOT)/mixes/demo --format llava-json --out $(DEMO_ROOT)/demo.json --force
+	$(VENV)/bin/datamix lint $(DEMO_ROOT)/mixes/demo
 
 clean: ## Remove demo data, caches and build outputs (keeps .venv)
 	rm -rf $(DEMO_ROOT) .pytest_cache .ruff_cache build *.egg-info bench-results.json

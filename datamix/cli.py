@@ -11,6 +11,7 @@ from rich.table import Table
 
 from datamix import __version__
 from datamix.commands_download import download
+from datamix.lint import lint_command
 from datamix.ui import console, counter, out
 
 app = typer.Typer(
@@ -42,10 +43,9 @@ def main(
 @app.command()
 def sources(root: Path | None = RootOpt) -> None:
     """List the sources: stage, raw files, licence and what is on disk."""
+    from datamix.commands_download import download_state
     from datamix.paths import Layout
     from datamix.sources import SOURCES
-
-    from datamix.commands_download import download_state
 
     layout = Layout.at(root)
     downloaded = download_state(layout)
@@ -114,6 +114,124 @@ def normalize(
     out.print(f"normalize: {len(results) - len(failed)}/{len(results)} sources, {items:,} items, {drops:,} drops")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def build(
+    recipe: str = typer.Option(..., "--recipe", help="Recipe name (recipes/<name>.yaml) or path to a YAML file."),
+    root: Path | None = RootOpt,
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default ROOT/mixes/<recipe>)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Shards written in parallel."),
+    tokenizer: str | None = typer.Option(
+        None, "--tokenizer", help="Tokenizer folder or .gguf file: n_tokens in the manifest, ShareGPT max_tokens."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan (counts per source); write nothing."),
+    force: bool = typer.Option(False, "--force", help="Replace a different earlier build in the output folder."),
+) -> None:
+    """Normalized tables + recipe -> deterministic WebDataset shards, manifest.parquet, summary.json."""
+    from datamix.build import build as run_build
+    from datamix.mix import MixError
+    from datamix.recipe import RecipeError
+    from datamix.shards import BuildError
+
+    try:
+        with counter() as progress:
+            result = run_build(
+                recipe, root, out=out, jobs=jobs, tokenizer=tokenizer, dry_run=dry_run, force=force,
+                on_shard=lambda done, total: progress("shards", done - progress.counts.get("shards", 0)),
+            )
+    except (RecipeError, MixError, BuildError) as e:
+        console.print(f"[red]build failed:[/red] {e}", highlight=False)
+        raise typer.Exit(1) from None
+    if dry_run:
+        for line in result.get("lines", []):
+            out_console(line)
+        out_console(f"plan: {result['recipe']}: {result['total']:,} samples (dry run, nothing written)")
+        return
+    _print_counts(result)
+    out_console(
+        f"build: {result['samples']:,} samples in {result['shards']} shards ({result['shard_bytes'] / 2**20:.1f} MiB, "
+        f"{result['shards_resumed']} resumed) -> {result['out']}"
+    )
+
+
+def _print_counts(result: dict[str, Any]) -> None:
+    table = Table("source", "samples", "expected", "eval")
+    for name, c in result.get("sources", {}).items():
+        exp = c.get("expected")
+        mark = "" if exp is None or exp == c["actual"] else " [yellow](differs)[/yellow]"
+        table.add_row(name, f"{c['actual']:,}{mark}", "-" if exp is None else f"{exp:,}", f"{c.get('eval', 0):,}")
+    out.print(table)
+
+
+def out_console(line: str) -> None:
+    out.print(line, highlight=False, markup=False)
+
+
+@app.command("export")
+def export_cmd(
+    mix_dir: Path = typer.Argument(..., help="A built mix folder."),
+    format: str = typer.Option("llava-json", "--format", help="Only llava-json."),
+    out_file: Path = typer.Option(..., "--out", help="Output JSON file."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+) -> None:
+    """A mix as the release's JSON (array of {id, image?, conversations}) for the original LLaVA trainer."""
+    from datamix.llava_json import LlavaJsonError, export_llava_json
+
+    if format != "llava-json":
+        raise typer.BadParameter(f"--format must be llava-json, not {format!r}")
+    try:
+        n = export_llava_json(mix_dir, out_file, force=force)
+    except (LlavaJsonError, FileExistsError, FileNotFoundError) as e:
+        console.print(f"[red]export failed:[/red] {e}", highlight=False)
+        raise typer.Exit(1) from None
+    out_console(f"export: {n:,} records -> {out_file}")
+
+
+@app.command("import-llava")
+def import_llava_cmd(
+    file: Path = typer.Argument(..., help="A LLaVA-format JSON file (e.g. llava_v1_5_mix665k.json)."),
+    images: Path = typer.Option(..., "--images", help="Image root the records' `image` paths are relative to."),
+    out_dir: Path = typer.Option(..., "--out", help="Output mix folder."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Shards written in parallel."),
+    force: bool = typer.Option(False, "--force", help="Replace a different earlier build in the output folder."),
+) -> None:
+    """A LLaVA-format JSON file -> shards + manifest, each record's source inferred (`unknown` if unsure)."""
+    from datamix.build import import_llava
+    from datamix.llava_json import LlavaJsonError
+    from datamix.shards import BuildError
+
+    try:
+        result = import_llava(file, images, out_dir, jobs=jobs, force=force)
+    except (LlavaJsonError, BuildError) as e:
+        console.print(f"[red]import failed:[/red] {e}", highlight=False)
+        raise typer.Exit(1) from None
+    _print_counts(result)
+    out_console(f"import-llava: {result['samples']:,} samples in {result['shards']} shards -> {out_dir}")
+
+
+@app.command("inspect")
+def inspect_cmd(path: Path = typer.Argument(..., help="A mix folder or its manifest.parquet.")) -> None:
+    """Polars summaries: per-source counts vs expected, text-only share, turns and lengths."""
+    from datamix.inspect import InspectError, inspect_mix
+
+    try:
+        info = inspect_mix(path)
+    except InspectError as e:
+        console.print(f"[red]inspect failed:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+    cols = ["source", "samples", "expected", "text_only", "turns_mean", "turns_max", "chars_median", "chars_p99",
+            "tokens_median", "tokens_max"]
+    table = Table(*cols)
+    for r in info["sources"]:
+        table.add_row(*("-" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols))
+    out.print(table)
+    out_console(
+        f"inspect: {info['total']:,} samples in {info['shards']} shards, text-only share {info['text_only_share']:.2%}"
+    )
+
+
+app.command("lint", help="Check structure and prompt formatting of a mix folder, manifest or LLaVA JSON.")(lint_command)
 
 
 def _summary_line(stats: dict[str, Any]) -> str:

@@ -1,0 +1,133 @@
+"""The `build` and `import-llava` stages: samples (from a recipe, or from a LLaVA-format JSON file)
+-> shards + manifest.parquet + summary.json via `datamix.shards`.
+
+A build records everything that made it in summary.json: the resolved recipe and its hash, the
+seed, actual vs expected counts per source, and the sha256 of every raw input file (taken from the
+normalized tables' stats, which hashed them when they were read).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from datamix.fileio import sha256_file
+from datamix.mix import MixError, Sample, build_samples, plan
+from datamix.paths import Layout
+from datamix.recipe import canonical_json, load_recipe
+from datamix.shards import BuildError, text_token_counter, write_mix
+
+log = logging.getLogger(__name__)
+
+ShardProgress = Callable[[int, int], None]
+
+
+def _raw_inputs(layout: Layout, sources: list[str]) -> dict[str, list[dict[str, Any]]]:
+    out = {}
+    for name in sources:
+        path = layout.stats(name)
+        if not path.is_file():
+            raise MixError(name, f"not normalized yet ({path} missing): run `datamix normalize {name}`")
+        stats = json.loads(path.read_text(encoding="utf-8"))
+        out[name] = [{"file": i["file"], "size": i["size"], "sha256": i.get("sha256")} for i in stats.get("inputs", [])]
+    return out
+
+
+def _text_counter(tokenizer: str | None) -> Callable[[str], int] | None:
+    return text_token_counter(tokenizer) if tokenizer else None
+
+
+def build(
+    recipe_ref: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    jobs: int = 1,
+    tokenizer: str | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    on_shard: ShardProgress | None = None,
+) -> dict[str, Any]:
+    """Build a recipe's mix. With `dry_run`, return the plan (counts per source) and write nothing.
+
+    Held-out eval samples (the recipe's `eval_split`) go to `<out>/eval/` as a mix folder of their own.
+    """
+    recipe = load_recipe(recipe_ref)
+    layout = Layout.at(root)
+    if dry_run:
+        the_plan = plan(recipe, layout.root)
+        return {**the_plan.as_dict(), "lines": the_plan.lines()}
+    target = Path(out) if out is not None else layout.mix(recipe.name)
+    raw_inputs = _raw_inputs(layout, list(recipe.sources))
+    count_tokens = _text_counter(tokenizer)
+    mix = build_samples(recipe, layout.root, count_tokens=count_tokens)
+    summary = {
+        **mix.summary(),
+        "recipe_resolved": json.loads(canonical_json(recipe)),
+        "recipe_file": str(recipe_ref),
+        "raw_inputs": raw_inputs,
+        "tokenizer": tokenizer,
+    }
+    shards = recipe.shards
+    result = write_mix(
+        target, recipe.name, mix.samples, layout.images, summary=summary,
+        max_samples=shards.max_samples or 10_000, max_bytes=shards.max_bytes,
+        jobs=jobs, tokenizer=tokenizer, force=force, on_shard=on_shard,
+    )
+    if mix.eval_samples:
+        eval_summary = {
+            "recipe_hash": summary["recipe_hash"],
+            "seed": recipe.seed,
+            "sources": {k: {"actual": v, "expected": None} for k, v in mix.eval_counts.items()},
+            "held_out_from": recipe.name,
+        }
+        result["eval"] = write_mix(
+            target / "eval", f"{recipe.name}-eval", mix.eval_samples, layout.images, summary=eval_summary,
+            max_samples=shards.max_samples or 10_000, max_bytes=shards.max_bytes, jobs=jobs,
+            tokenizer=tokenizer, force=force,
+        )
+    result["out"] = str(target)
+    return result
+
+
+def import_llava(
+    path: str | os.PathLike[str],
+    images: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    name: str = "import",
+    max_samples: int = 10_000,
+    jobs: int = 1,
+    force: bool = False,
+    on_shard: ShardProgress | None = None,
+) -> dict[str, Any]:
+    """A LLaVA-format JSON file (e.g. the official `llava_v1_5_mix665k.json`) -> shards + manifest,
+    each record's source inferred from its image path and prompts (`unknown` when unsure)."""
+    from datamix.llava_json import import_records
+
+    samples: list[Sample] = []
+    counts: Counter[str] = Counter()
+    images_root = Path(images)
+    for index, (source, rec) in enumerate(import_records(path)):
+        counts[source] += 1
+        image = rec.get("image")
+        if image is not None and not (images_root / image).is_file():
+            raise BuildError(f"{path}: record {index} (id {rec['id']}): image {images_root / image} not found")
+        samples.append(Sample(f"{name}-{index}", rec["id"], source, image, rec["conversations"]))
+    summary = {
+        "sources": {k: {"actual": v, "expected": None} for k, v in sorted(counts.items())},
+        "total": {"actual": len(samples), "expected": None},
+        "imported_from": str(path),
+        "input_sha256": sha256_file(path),
+    }
+    result = write_mix(
+        Path(out), name, samples, images_root, summary=summary, max_samples=max_samples, jobs=jobs,
+        force=force, on_shard=on_shard,
+    )
+    result["out"] = str(out)
+    return result

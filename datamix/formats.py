@@ -1,0 +1,530 @@
+"""Formatters: one normalized item -> the LLaVA conversations it becomes, with the release's prompts.
+
+A formatter is a pure function of (item, source options, seed): no I/O, no global state. It returns a
+list of conversations (most items give one; A-OKVQA gives one per rotation, RefCOCO one per chunk of
+pairs, VG none when an image has too few regions); a conversation is a list of
+`{"from": "human"|"gpt", "value": str}` turns starting with `human`, exactly the `conversations`
+field of `llava_v1_5_mix665k.json`.
+
+The prompt strings and conversation shapes follow sources.md 0.4 and 14 byte for byte:
+- `<image>\\n` opens the first human turn of every image conversation (academic sources);
+- `\\nAnswer the question using a single word or phrase.` ends the first human turn only (VQAv2,
+  GQA, OK-VQA, OCR-VQA); later turns carry the bare question;
+- A-OKVQA: question + `\\nA. x\\nB. y\\nC. z\\nD. w`, and on the first question
+  `\\nAnswer with the option's letter from the given choices directly.`; the answer is the bare letter;
+- TextCaps: `Provide a one-sentence caption for the provided image.` (+ `\\nReference OCR token: a, b`);
+- RefCOCO / VG: `Please provide a short description for this region: [x1, y1, x2, y2].` (REG) and
+  `Please provide the bounding box coordinate of the region this sentence describes: <phrase>.` (REC).
+
+Randomness: every random choice uses `item_rng(seed, source, purpose, item_key)`, a `random.Random`
+seeded from a sha256 of those four values, so an item's output depends on nothing but the item, its
+options and the recipe seed (never on the global `random`, never on Python's salted `hash()`, never
+on which other items are in the table).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from datamix.recipe import (
+    CaptionSpec,
+    LlavaInstructSpec,
+    LlavaPretrainSpec,
+    MCQSpec,
+    RefCOCOSpec,
+    RegionSpec,
+    ShareGPTSpec,
+    SourceSpec,
+    VGSpec,
+    VQASpec,
+)
+from datamix.schema import (
+    QA,
+    CaptionItem,
+    Choice,
+    ConversationItem,
+    Item,
+    MCQItem,
+    Region,
+    RegionItem,
+    VQAItem,
+)
+
+Turn = dict[str, str]
+Conversation = list[Turn]
+TokenCounter = Callable[[str], int]
+
+IMAGE_TOKEN = "<image>"
+SHORT_ANSWER_SUFFIX = "Answer the question using a single word or phrase."
+MCQ_SUFFIX = "Answer with the option's letter from the given choices directly."  # ASCII apostrophe
+CAPTION_PROMPT = "Provide a one-sentence caption for the provided image."
+OCR_PREFIX = "Reference OCR token: "
+REG_PROMPT = "Please provide a short description for this region: {box}."
+REC_PROMPT = "Please provide the bounding box coordinate of the region this sentence describes: {phrase}"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# every known prompt, for lint's near-miss checks and import-llava's source inference
+KNOWN_PROMPTS: tuple[str, ...] = (
+    SHORT_ANSWER_SUFFIX,
+    MCQ_SUFFIX,
+    CAPTION_PROMPT,
+    OCR_PREFIX.strip(),
+    "Please provide a short description for this region:",
+    "Please provide the bounding box coordinate of the region this sentence describes:",
+)
+
+
+class FormatError(ValueError):
+    """An item that cannot be formatted (an invariant the normalizer should have enforced)."""
+
+    def __init__(self, item_key: str, message: str):
+        super().__init__(f"{item_key}: {message}")
+        self.item_key = item_key
+
+
+# ------------------------------------------------------------------------------------------------
+# deterministic randomness
+
+
+def derive_seed(seed: int, source: str, purpose: str, key: str = "") -> int:
+    """A 64-bit seed from (recipe seed, source, purpose, key) via sha256: stable across runs, machines
+    and Python versions (unlike `hash()`, which is salted per process)."""
+    text = "\x1f".join((str(int(seed)), source, purpose, key))
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+def item_rng(seed: int, source: str, purpose: str, key: str = "") -> random.Random:
+    """A private generator for one purpose (`"turns"`, `"tasks"`, `"choose"`, `"shuffle"`, ...)."""
+    return random.Random(derive_seed(seed, source, purpose, key))
+
+
+# ------------------------------------------------------------------------------------------------
+# small text helpers
+
+
+def turn(role: str, value: str) -> Turn:
+    return {"from": role, "value": value}
+
+
+def capitalize_first(text: str) -> str:
+    """First character upper-cased, the rest untouched (`yes` -> `Yes`, `iPhone 6` -> `IPhone 6`)."""
+    return text[:1].upper() + text[1:]
+
+
+def apply_case(text: str, answer_case: str) -> str:
+    if answer_case == "capitalize_first":
+        return capitalize_first(text)
+    if answer_case == "as_is":
+        return text
+    raise ValueError(f"unknown answer_case {answer_case!r}")
+
+
+def most_common(answers: Iterable[str]) -> str | None:
+    """The most frequent non-empty answer; ties go to the one that occurs first. None if there is none."""
+    counts: dict[str, int] = {}
+    for a in answers:
+        if a.strip():
+            counts[a] = counts.get(a, 0) + 1  # dicts keep first-insertion order
+    best: str | None = None
+    for a, n in counts.items():
+        if best is None or n > counts[best]:
+            best = a
+    return best
+
+
+_NUM_RE = re.compile(r"\d+")
+
+
+def natural_key(text: str) -> tuple[int, int | str]:
+    """Sort key for ids kept as strings: numeric ids by value (`"9"` < `"10"`), others lexically after."""
+    if _NUM_RE.fullmatch(text):
+        return (0, int(text))
+    return (1, text)
+
+
+# `<image>` with one adjacent newline (the following one if any, else the preceding one)
+_IMAGE_TOKEN_RE = re.compile(re.escape(IMAGE_TOKEN) + r"\n|\n?" + re.escape(IMAGE_TOKEN))
+
+
+def strip_image_token(text: str) -> str:
+    """`text` without any `<image>` (each with one adjacent newline), then stripped, as LLaVA's
+    train.py `preprocess_multimodal` does before re-prepending `<image>\\n`."""
+    return _IMAGE_TOKEN_RE.sub("", text).strip()
+
+
+def with_image_front(conversation: Conversation) -> Conversation:
+    """`<image>\\n` at the start of the first human turn, removed from every other place.
+
+    Reproduces haotian-liu/LLaVA llava/train/train.py `preprocess_multimodal` (`replace(<image>, '')
+    .strip()` then `<image> + '\\n' + value`), applied once, to the first human turn.
+    """
+    out: Conversation = []
+    placed = False
+    for t in conversation:
+        value = t["value"]
+        if t["from"] == "human" and not placed:
+            out.append(turn("human", IMAGE_TOKEN + "\n" + strip_image_token(value)))
+            placed = True
+        elif IMAGE_TOKEN in value:
+            out.append(turn(t["from"], strip_image_token(value)))
+        else:
+            out.append(turn(t["from"], value))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# boxes
+
+
+def box_text(region: Region | tuple[float, float, float, float], width: int, height: int, frame: str) -> str:
+    """`[x1, y1, x2, y2]` for a pixel box (top-left x, y + size w, h), normalised to [0, 1].
+
+    - `padded_square`: the frame of LLaVA's `expand2square` (llava/train/train.py; the image pasted
+      centred on a max(w, h) square, offset `(max - min) // 2` on the short axis): add that offset to
+      the short-axis coordinates, divide all by max(w, h).
+    - `original`: x / width, y / height.
+    Each value is clipped to [0, 1], rounded to 2 decimals (Python `round`) and printed as a Python
+    float (`0.0`, `1.0`, `0.64`), as in the release (sources.md 0.4).
+    """
+    if isinstance(region, Region):
+        x, y, w, h = region.x, region.y, region.w, region.h
+    else:
+        x, y, w, h = region
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size {width}x{height} is not positive")
+    if frame == "padded_square":
+        side = max(width, height)
+        dx = (side - width) // 2
+        dy = (side - height) // 2
+        values = ((x + dx) / side, (y + dy) / side, (x + w + dx) / side, (y + h + dy) / side)
+    elif frame == "original":
+        values = (x / width, y / height, (x + w) / width, (y + h) / height)
+    else:
+        raise ValueError(f"unknown box frame {frame!r}")
+    parts = [repr(round(min(1.0, max(0.0, v)), 2) + 0.0) for v in values]  # + 0.0: no "-0.0"
+    return "[" + ", ".join(parts) + "]"
+
+
+def reg_answer(phrase: str) -> str:
+    """REG answer: the phrase, first letter upper-cased, ending with a single `.`."""
+    text = capitalize_first(phrase.strip())
+    return text if text.endswith(".") else text + "."
+
+
+def rec_prompt(phrase: str) -> str:
+    """REC prompt: the phrase as given (stripped) + `.` (not doubled when it already ends with one)."""
+    text = phrase.strip()
+    return REC_PROMPT.format(phrase=text) + ("" if text.endswith(".") else ".")
+
+
+def region_pairs(
+    regions: Sequence[Region],
+    width: int,
+    height: int,
+    *,
+    frame: str,
+    tasks: Sequence[str],
+    rng: random.Random,
+) -> Conversation:
+    """One human/gpt pair per region, REG or REC (uniform over `tasks`, one draw per region);
+    `<image>\\n` opens the first human turn."""
+    out: Conversation = []
+    for region in regions:
+        task = tasks[0] if len(tasks) == 1 else ("reg" if rng.random() < 0.5 else "rec")
+        box = box_text(region, width, height, frame)
+        if task == "reg":
+            human, gpt = REG_PROMPT.format(box=box), reg_answer(region.phrase)
+        else:
+            human, gpt = rec_prompt(region.phrase), box
+        if not out:
+            human = IMAGE_TOKEN + "\n" + human
+        out += [turn("human", human), turn("gpt", gpt)]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# formatters per source kind
+
+
+def format_conversation(item: ConversationItem, *, image_placement: str = "front") -> list[Conversation]:
+    """LLaVA-Instruct / LCS-558K: the turns of the data; for image items with `front` placement,
+    `<image>\\n` moved to the start of the first human turn (see `with_image_front`)."""
+    conv = [turn(t.role, t.text) for t in item.turns]
+    if item.image is not None and image_placement == "front":
+        conv = with_image_front(conv)
+    elif image_placement not in ("front", "raw"):
+        raise ValueError(f"unknown image_placement {image_placement!r}")
+    return [conv]
+
+
+def format_sharegpt(
+    item: ConversationItem, *, max_tokens: int | None = None, count_tokens: TokenCounter | None = None
+) -> list[Conversation]:
+    """ShareGPT (text-only): the turns as given; with a token counter and `max_tokens`, truncated at a
+    turn boundary to the longest prefix of whole human+gpt pairs within `max_tokens` (the sum of
+    `count_tokens(value)` over the kept turns; template overhead is the counter's business). The first
+    pair is always kept ("long conversations are truncated rather than split", PAPER)."""
+    conv = [turn(t.role, t.text) for t in item.turns]
+    if max_tokens is None or count_tokens is None:
+        return [conv]
+    kept: Conversation = []
+    used = 0
+    for i in range(0, len(conv) - 1, 2):
+        pair = conv[i : i + 2]
+        cost = sum(count_tokens(t["value"]) for t in pair)
+        if kept and used + cost > max_tokens:
+            break
+        kept += pair
+        used += cost
+    return [kept or conv]
+
+
+def _ordered(records: Sequence[Any], *, shuffle: bool, rng: random.Random) -> list[Any]:
+    """Sorted by question id (numeric ids by value), then shuffled with `rng` when asked."""
+    out = sorted(records, key=lambda r: natural_key(r.question_id))
+    if shuffle:
+        rng.shuffle(out)
+    return out
+
+
+def pick_answer(qa: QA, mode: str) -> str | None:
+    """`consensus`: the dataset's main answer (falls back to the most common one when there is none);
+    `most_common`: the most frequent annotator answer, ties by first occurrence (falls back to the
+    main answer when there are no annotator answers)."""
+    if mode == "consensus":
+        return qa.answer if qa.answer else most_common(qa.answers)
+    if mode == "most_common":
+        return most_common(qa.answers) or qa.answer
+    raise ValueError(f"unknown answer mode {mode!r}")
+
+
+def format_vqa(
+    item: VQAItem,
+    *,
+    seed: int,
+    answer_case: str = "capitalize_first",
+    answer: str = "consensus",
+    shuffle_turns: bool = True,
+    max_turns: int | None = None,
+) -> list[Conversation]:
+    """VQAv2 / GQA / OK-VQA / OCR-VQA: all QAs of the image in one conversation (PAPER A.2), the
+    short-answer suffix on the first human turn only (sources.md 0.4)."""
+    if not item.qas:
+        raise FormatError(item.key, "no questions")
+    qas = _ordered(item.qas, shuffle=shuffle_turns, rng=item_rng(seed, item.source, "turns", item.key))
+    if max_turns is not None:
+        qas = qas[:max_turns]
+    conv: Conversation = []
+    for i, qa in enumerate(qas):
+        text = pick_answer(qa, answer)
+        if not text:
+            raise FormatError(item.key, f"question {qa.question_id} has no answer")
+        question = qa.question
+        if i == 0:
+            question = IMAGE_TOKEN + "\n" + question + "\n" + SHORT_ANSWER_SUFFIX
+        conv += [turn("human", question), turn("gpt", apply_case(text, answer_case))]
+    return [conv]
+
+
+def n_rotations(item: MCQItem, augment: str) -> int:
+    """How many conversations an A-OKVQA item gives: k = the number of choices (PAPER: "augmented k
+    times, k = #choices"; max over the image's questions), or 1 without augmentation."""
+    if augment == "none":
+        return 1
+    if augment == "rotate_choices":
+        return max((len(q.choices) for q in item.questions), default=0)
+    raise ValueError(f"unknown augment {augment!r}")
+
+
+def _mcq_turn(q: Choice, shift: int) -> tuple[str, str]:
+    k = len(q.choices)
+    if not 0 <= q.correct < k:
+        raise ValueError(f"correct index {q.correct} outside {k} choices")
+    if k > len(LETTERS):
+        raise ValueError(f"{k} choices: more than {len(LETTERS)} letters")
+    r = shift % k
+    rotated = q.choices[r:] + q.choices[:r]  # rotated left by r: choice r comes first
+    options = "".join(f"\n{LETTERS[m]}. {c}" for m, c in enumerate(rotated))
+    return q.question + options, LETTERS[(q.correct - r) % k]
+
+
+def format_mcq(
+    item: MCQItem, *, seed: int, augment: str = "rotate_choices", shuffle_turns: bool = True
+) -> list[Conversation]:
+    """A-OKVQA: copy j presents every question with its choices rotated left by j (LLaVA's MMBench
+    eval augments by the same cyclic rotation, llava/eval/model_vqa_mmbench.py); the instruction
+    follows the options on the first question only; answers are bare letters. Question order is the
+    same in every copy."""
+    if not item.questions:
+        raise FormatError(item.key, "no questions")
+    questions = _ordered(
+        item.questions, shuffle=shuffle_turns, rng=item_rng(seed, item.source, "turns", item.key)
+    )
+    out: list[Conversation] = []
+    for j in range(n_rotations(item, augment)):
+        conv: Conversation = []
+        for i, q in enumerate(questions):
+            try:
+                human, letter = _mcq_turn(q, j)
+            except ValueError as err:
+                raise FormatError(item.key, f"question {q.question_id}: {err}") from None
+            if i == 0:
+                human = IMAGE_TOKEN + "\n" + human + "\n" + MCQ_SUFFIX
+            conv += [turn("human", human), turn("gpt", letter)]
+        out.append(conv)
+    return out
+
+
+def format_caption(
+    item: CaptionItem, *, seed: int, caption: str = "first", ocr_tokens: bool = True
+) -> list[Conversation]:
+    """TextCaps: one single-turn conversation per image; the OCR line only when there are tokens."""
+    if not item.captions:
+        raise FormatError(item.key, "no captions")
+    if caption == "first":
+        text = item.captions[0]  # the normalizer orders captions by caption id
+    elif caption == "random":
+        text = item_rng(seed, item.source, "caption", item.key).choice(item.captions)
+    else:
+        raise ValueError(f"unknown caption mode {caption!r}")
+    human = IMAGE_TOKEN + "\n" + CAPTION_PROMPT
+    if ocr_tokens and item.ocr_tokens:
+        human += "\n" + OCR_PREFIX + ", ".join(item.ocr_tokens)
+    return [[turn("human", human), turn("gpt", text)]]
+
+
+def _size(item: RegionItem) -> tuple[int, int]:
+    if not item.width or not item.height or item.width <= 0 or item.height <= 0:
+        raise FormatError(item.key, f"image size {item.width}x{item.height} is not positive")
+    return item.width, item.height
+
+
+def vg_regions(
+    item: RegionItem, *, seed: int, pairs: int = 10, min_regions: int | None = None
+) -> list[Region]:
+    """The regions a VG image contributes: none below `min_regions` (default `pairs`), else `pairs`
+    drawn without replacement (all of them, shuffled, when there are fewer)."""
+    need = pairs if min_regions is None else min_regions
+    if len(item.regions) < need:
+        return []
+    rng = item_rng(seed, item.source, "regions", item.key)
+    return rng.sample(list(item.regions), min(pairs, len(item.regions)))
+
+
+def format_vg(
+    item: RegionItem,
+    *,
+    seed: int,
+    pairs: int = 10,
+    min_regions: int | None = None,
+    region_tasks: Sequence[str] = ("reg", "rec"),
+    box_frame: str = "padded_square",
+) -> list[Conversation]:
+    """Visual Genome: "we sample 10 annotations for images with additional annotations" (PAPER A.2):
+    one conversation of `pairs` REG/REC pairs per image with enough regions, none otherwise."""
+    regions = vg_regions(item, seed=seed, pairs=pairs, min_regions=min_regions)
+    if not regions:
+        return []
+    width, height = _size(item)
+    rng = item_rng(seed, item.source, "tasks", item.key)
+    return [region_pairs(regions, width, height, frame=box_frame, tasks=region_tasks, rng=rng)]
+
+
+def n_chunks(n_pairs: int, max_pairs: int) -> int:
+    return -(-n_pairs // max_pairs)
+
+
+def format_refcoco(
+    item: RegionItem,
+    *,
+    seed: int,
+    max_pairs: int = 9,
+    region_tasks: Sequence[str] = ("reg", "rec"),
+    box_frame: str = "padded_square",
+) -> list[Conversation]:
+    """RefCOCO/+/g: every (ref, sentence) pair of the image, shuffled, "dissected into segments, each
+    containing fewer than 10 conversations" (PAPER A.2): chunks of at most `max_pairs` pairs, each its
+    own conversation opening with `<image>\\n`."""
+    width, height = _size(item)
+    regions = list(item.regions)
+    item_rng(seed, item.source, "pairs", item.key).shuffle(regions)
+    rng = item_rng(seed, item.source, "tasks", item.key)
+    return [
+        region_pairs(regions[i : i + max_pairs], width, height, frame=box_frame, tasks=region_tasks, rng=rng)
+        for i in range(0, len(regions), max_pairs)
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+# dispatch
+
+
+def format_item(
+    item: Item, spec: SourceSpec, *, seed: int, count_tokens: TokenCounter | None = None
+) -> list[Conversation]:
+    """The conversations of one item under its source's spec (the spec class decides the formatter)."""
+    if isinstance(spec, LlavaInstructSpec | LlavaPretrainSpec):
+        return format_conversation(_expect(item, ConversationItem), image_placement=spec.image_placement)
+    if isinstance(spec, ShareGPTSpec):
+        return format_sharegpt(
+            _expect(item, ConversationItem), max_tokens=spec.max_tokens, count_tokens=count_tokens
+        )
+    if isinstance(spec, VQASpec):
+        return format_vqa(
+            _expect(item, VQAItem),
+            seed=seed,
+            answer_case=spec.answer_case,
+            answer=spec.answer,
+            shuffle_turns=spec.shuffle_turns,
+            max_turns=spec.max_turns,
+        )
+    if isinstance(spec, MCQSpec):
+        return format_mcq(
+            _expect(item, MCQItem), seed=seed, augment=spec.augment, shuffle_turns=spec.shuffle_turns
+        )
+    if isinstance(spec, CaptionSpec):
+        return format_caption(
+            _expect(item, CaptionItem), seed=seed, caption=spec.caption, ocr_tokens=spec.ocr_tokens
+        )
+    if isinstance(spec, VGSpec):
+        return format_vg(
+            _expect(item, RegionItem),
+            seed=seed,
+            pairs=spec.pairs,
+            min_regions=spec.min_regions,
+            region_tasks=spec.region_tasks,
+            box_frame=spec.box_frame,
+        )
+    if isinstance(spec, RefCOCOSpec):
+        return format_refcoco(
+            _expect(item, RegionItem),
+            seed=seed,
+            max_pairs=spec.max_pairs,
+            region_tasks=spec.region_tasks,
+            box_frame=spec.box_frame,
+        )
+    if isinstance(spec, RegionSpec):  # pragma: no cover - every region source has its own spec
+        raise TypeError(f"no formatter for region spec {type(spec).__name__}")
+    raise TypeError(f"no formatter for {type(spec).__name__}")
+
+
+def count_conversations(item: Item, spec: SourceSpec) -> int:
+    """How many conversations `format_item` gives for `item`, without formatting it."""
+    if isinstance(spec, MCQSpec):
+        return n_rotations(_expect(item, MCQItem), spec.augment)
+    if isinstance(spec, VGSpec):
+        need = spec.pairs if spec.min_regions is None else spec.min_regions
+        return 1 if len(_expect(item, RegionItem).regions) >= need else 0
+    if isinstance(spec, RefCOCOSpec):
+        return n_chunks(len(_expect(item, RegionItem).regions), spec.max_pairs)
+    return 1
+
+
+def _expect(item: Item, cls: type) -> Any:
+    if not isinstance(item, cls):
+        raise FormatError(getattr(item, "key", "?"), f"expected a {cls.__name__}, got {type(item).__name__}")
+    return item

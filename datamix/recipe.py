@@ -1,0 +1,564 @@
+"""Recipes: what a mix is made of, validated at the boundary (pydantic, `extra="forbid"`).
+
+A recipe (`recipes/<name>.yaml`) names a seed, the stage, and per source exactly one selection rule
+(`choose: N|all`, `proportion: p` or `repeat: r`) plus the formatting options of sources.md section 14
+that apply to that source. Every option that public material leaves open is a field here, never a
+constant buried in a normalizer or a formatter, so that a user can change it and the recipe hash
+changes with it.
+
+Which options a source accepts depends on its kind (one spec class per source below): a `pairs:` on
+`vqav2`, a `box_frame: padded` or a misspelt key fails at load with a `RecipeError` that names the
+file, the dotted field path and the offending value. Defaults are filled in at validation time, so a
+validated `Recipe` (and its hash, `recipe_hash`) spells out every choice the build makes.
+
+Public API: `Recipe`, `SourceSpec` and its per-source subclasses, `ShardSpec`, `RecipeError`,
+`load_recipe(name_or_path)`, `parse_recipe(data, file=...)`, `recipe_hash(recipe)`, `recipe_dir()`,
+`available_recipes()`, `SOURCE_NAMES`, `SOURCE_KINDS`, `SPEC_TYPES`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from datamix.schema import Kind
+
+log = logging.getLogger(__name__)
+
+# Registry keys of architecture.md 4.1, in the canonical order used everywhere a mix lists sources
+# (plans, summaries, the order in which per-source samples are concatenated before the final shuffle).
+SOURCE_KINDS: dict[str, Kind] = {
+    "llava_instruct": Kind.CONVERSATION,
+    "sharegpt": Kind.CONVERSATION,
+    "vqav2": Kind.VQA,
+    "gqa": Kind.VQA,
+    "okvqa": Kind.VQA,
+    "aokvqa": Kind.MCQ,
+    "ocrvqa": Kind.VQA,
+    "textcaps": Kind.CAPTION,
+    "vg": Kind.REGION,
+    "refcoco": Kind.REGION,
+    "llava_pretrain": Kind.CONVERSATION,
+}
+SOURCE_NAMES: tuple[str, ...] = tuple(SOURCE_KINDS)
+
+_NAME_RE = r"^[A-Za-z0-9_][A-Za-z0-9_-]*$"  # used in shard names `<recipe>-NNNNNN.tar`: no dots, no slashes
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used: names the file, the dotted field path and the offending value.
+
+    `problems` holds every (field, value, message) found; `file`, `field`, `value` and `message` are
+    those of the first one.
+    """
+
+    def __init__(self, file: str | os.PathLike[str] | None, problems: list[tuple[str, Any, str]]):
+        self.file = str(file) if file is not None else "<recipe>"
+        self.problems = problems or [("", None, "invalid recipe")]
+        self.field, self.value, self.message = self.problems[0]
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        lines = []
+        for field, value, message in self.problems:
+            where = f"{self.file}: {field}" if field else self.file
+            shown = "" if value is _MISSING_VALUE else f" (got {_short(value)})"
+            lines.append(f"{where}: {message}{shown}")
+        return "\n".join(lines)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING_VALUE = _Missing()
+
+
+def _short(value: Any, n: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors; no silent coercion (`"10"` is not an int, `1` is not a bool)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# per-source specs
+
+
+class SourceSpec(_Strict):
+    """Selection options every source accepts: exactly one of `choose`, `proportion`, `repeat`.
+
+    - `choose: N` draws N conversations without replacement (generator of (seed, source, "choose"));
+      `choose: all` keeps every conversation.
+    - `proportion: p` (0 < p <= 1) = `choose: round(p * available)` (half up).
+    - `repeat: r` keeps every conversation r times (upsampling).
+    - `allow_short: true` turns "fewer available than asked" from an error into a warning.
+    """
+
+    choose: PositiveInt | Literal["all"] | None = None
+    proportion: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    repeat: PositiveInt | None = None
+    allow_short: bool = False
+
+    @model_validator(mode="after")
+    def _exactly_one_rule(self) -> SourceSpec:
+        given = [k for k in ("choose", "proportion", "repeat") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "selection_rule",
+                "exactly one of choose, proportion, repeat must be given (got {given})",
+                {"given": ", ".join(given) or "none"},
+            )
+        return self
+
+
+class LlavaInstructSpec(SourceSpec):
+    """LLaVA-Instruct-150K: ready-made conversations on COCO images.
+
+    `image_placement: front` strips `<image>` (with one adjacent newline) from every turn and puts
+    `<image>\\n` at the start of the first human turn, as LLaVA's train.py `preprocess_multimodal`
+    does at training time; `raw` keeps the placement of the data (the release keeps it, sources.md 0.4).
+    """
+
+    image_placement: Literal["front", "raw"] = "front"
+
+
+class LlavaPretrainSpec(SourceSpec):
+    """LCS-558K (stage 1): one human turn (instruction + `<image>` as in the data), one caption."""
+
+    image_placement: Literal["front", "raw"] = "raw"
+
+
+class ShareGPTSpec(SourceSpec):
+    """ShareGPT (text-only): `max_tokens` truncates at a turn boundary (whole human+gpt pairs) when a
+    token counter is given to the build (`--tokenizer`); `null` never truncates."""
+
+    max_tokens: PositiveInt | None = 2048
+
+
+class VQASpec(SourceSpec):
+    """Short-answer VQA (VQAv2, GQA, OCR-VQA): one conversation per image, suffix on turn 1 only.
+
+    - `answer_case`: `capitalize_first` upper-cases the first letter, the rest untouched (sources.md 0.4).
+    - `answer`: `consensus` = the dataset's main answer (VQAv2 `multiple_choice_answer`, GQA `answer`);
+      `most_common` = most frequent annotator answer, ties by first occurrence.
+    - `shuffle_turns`: questions sorted by question id, then shuffled with (seed, source, "turns", item).
+    - `max_turns`: keep at most this many QA pairs per conversation (`null`: all).
+    """
+
+    answer_case: Literal["capitalize_first", "as_is"] = "capitalize_first"
+    answer: Literal["consensus", "most_common"] = "consensus"
+    shuffle_turns: bool = True
+    max_turns: PositiveInt | None = None
+
+
+class OKVQASpec(VQASpec):
+    """OK-VQA has no consensus answer (sources.md 5.2): only `most_common` raw answer is possible."""
+
+    answer: Literal["most_common"] = "most_common"
+
+
+class MCQSpec(SourceSpec):
+    """A-OKVQA: `augment: rotate_choices` makes k conversations per image (k = number of choices),
+    copy j with every question's choices rotated left by j; `none` makes one, choices as given."""
+
+    augment: Literal["rotate_choices", "none"] = "rotate_choices"
+    shuffle_turns: bool = True
+
+
+class CaptionSpec(SourceSpec):
+    """TextCaps: `caption: first` (lowest caption id) or `random` (seeded per image); `ocr_tokens`
+    adds the `Reference OCR token:` line when the image has tokens."""
+
+    caption: Literal["first", "random"] = "first"
+    ocr_tokens: bool = True
+
+
+class RegionSpec(SourceSpec):
+    """Region sources: each pair is REG or REC (p = 0.5 each when both are listed); boxes in the
+    `padded_square` frame (what the model sees after LLaVA's expand2square) or the `original` one."""
+
+    region_tasks: Annotated[list[Literal["reg", "rec"]], Field(min_length=1, max_length=2)] = ["reg", "rec"]
+    box_frame: Literal["padded_square", "original"] = "padded_square"
+
+    @field_validator("region_tasks")
+    @classmethod
+    def _unique_tasks(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise PydanticCustomError("duplicate_task", "region_tasks lists a task twice")
+        return value
+
+
+class VGSpec(RegionSpec):
+    """Visual Genome: images with at least `min_regions` (default: `pairs`) regions; `pairs` regions
+    drawn per image (fewer only when `min_regions < pairs` lets smaller images in)."""
+
+    pairs: PositiveInt = 10
+    min_regions: PositiveInt | None = None
+
+
+class RefCOCOSpec(RegionSpec):
+    """RefCOCO/+/g: all (ref, sentence) pairs of an image, shuffled, cut into chunks of <= `max_pairs`."""
+
+    max_pairs: PositiveInt = 9
+
+
+SPEC_TYPES: dict[str, type[SourceSpec]] = {
+    "llava_instruct": LlavaInstructSpec,
+    "sharegpt": ShareGPTSpec,
+    "vqav2": VQASpec,
+    "gqa": VQASpec,
+    "okvqa": OKVQASpec,
+    "aokvqa": MCQSpec,
+    "ocrvqa": VQASpec,
+    "textcaps": CaptionSpec,
+    "vg": VGSpec,
+    "refcoco": RefCOCOSpec,
+    "llava_pretrain": LlavaPretrainSpec,
+}
+assert set(SPEC_TYPES) == set(SOURCE_KINDS)
+
+
+# ------------------------------------------------------------------------------------------------
+# recipe
+
+
+def _parse_size(value: Any) -> Any:
+    """`1000000`, `"512MB"`, `"1GiB"` -> bytes; anything else is left for the type check to reject."""
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value)
+        if m:
+            unit = (m.group(2) or "").lower()
+            base = 1024 if "i" in unit else 1000
+            power = "kmgt".index(unit[0]) + 1 if unit[:1] in ("k", "m", "g", "t") else 0
+            return int(float(m.group(1)) * base**power)
+    return value
+
+
+class ShardSpec(_Strict):
+    """Shard size targets: a shard closes at `max_samples` samples or `max_bytes` bytes, whichever first
+    (`max_bytes` accepts `"512MB"`, `"1GiB"`); at least one must be set."""
+
+    max_samples: PositiveInt | None = 10_000
+    max_bytes: PositiveInt | None = None
+
+    @field_validator("max_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return _parse_size(value)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ShardSpec:
+        if self.max_samples is None and self.max_bytes is None:
+            raise PydanticCustomError("shard_target", "set max_samples and/or max_bytes")
+        return self
+
+
+EvalAmount = Annotated[float, Field(gt=0.0, lt=1.0)] | PositiveInt
+
+
+class Recipe(_Strict):
+    """A validated recipe. `sources` maps a source name to its spec (the subclass of `SourceSpec` for
+    that source, defaults filled in), in the canonical source order (`SOURCE_NAMES`)."""
+
+    name: Annotated[str, Field(pattern=_NAME_RE)]
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)]
+    stage: Literal[1, 2] = 2
+    template: str | None = None  # hint for the trainer (e.g. vicuna_v1, plain); not used by the build
+    sources: dict[str, SerializeAsAny[SourceSpec]]
+    shards: ShardSpec = ShardSpec()
+    expect: dict[str, Annotated[int, Field(ge=0)]] | None = None  # per-source counts (+ optional `total`)
+    # held-out images for evaluation: {source: fraction in (0, 1) or a count}, drawn per source with
+    # (seed, source, "eval"); their conversations go to the eval set, never to the training samples
+    eval_split: dict[str, EvalAmount] | None = None
+
+    @field_validator("sources", mode="wrap")
+    @classmethod
+    def _per_source(cls, value: Any, handler: Any) -> dict[str, SourceSpec]:
+        if not isinstance(value, Mapping):
+            return handler(value)  # the dict type check reports it
+        errors: list[InitErrorDetails] = []
+        out: dict[str, SourceSpec] = {}
+        for name, spec in value.items():
+            spec_type = SPEC_TYPES.get(name) if isinstance(name, str) else None
+            if spec_type is None:
+                errors.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "unknown_source",
+                            "unknown source '{name}'; known sources: {known}",
+                            {"name": name, "known": ", ".join(SOURCE_NAMES)},
+                        ),
+                        loc=(name,),
+                        input=spec,
+                    )
+                )
+                continue
+            if isinstance(spec, SourceSpec):
+                spec = spec.model_dump(exclude_unset=True)
+            try:
+                out[name] = spec_type.model_validate(spec)
+            except ValidationError as err:
+                for e in err.errors(include_url=False):
+                    errors.append(_reloc(e, (name,)))
+        if errors:
+            raise ValidationError.from_exception_data("sources", errors)
+        if not out:
+            raise PydanticCustomError("no_sources", "a recipe needs at least one source")
+        return {name: out[name] for name in SOURCE_NAMES if name in out}
+
+    @field_validator("expect", "eval_split", mode="after")
+    @classmethod
+    def _keys_are_sources(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        sources = info.data.get("sources")
+        if value is None or sources is None:  # sources invalid: reported on its own
+            return value
+        errors: list[InitErrorDetails] = []
+        for key, amount in value.items():
+            if key == "total" and info.field_name == "expect":
+                continue
+            if key not in sources:
+                errors.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "not_in_sources",
+                            "not a source of this recipe (sources: {names})",
+                            {"names": ", ".join(sources)},
+                        ),
+                        loc=(key,),
+                        input=amount,
+                    )
+                )
+        if info.field_name == "expect" and "total" in value and all(n in value for n in sources):
+            parts = sum(value[n] for n in sources)
+            if parts != value["total"]:
+                errors.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "total_mismatch", "the per-source counts sum to {parts}", {"parts": parts}
+                        ),
+                        loc=("total",),
+                        input=value["total"],
+                    )
+                )
+        if errors:
+            raise ValidationError.from_exception_data(info.field_name or "recipe", errors)
+        return value
+
+    # convenience ---------------------------------------------------------------------------------
+
+    def kind(self, source: str) -> Kind:
+        return SOURCE_KINDS[source]
+
+    def expected(self) -> dict[str, int] | None:
+        """Expected per-source counts plus `total` (computed when the recipe gives every source)."""
+        if self.expect is None:
+            return None
+        out = {name: self.expect[name] for name in self.sources if name in self.expect}
+        if "total" in self.expect:
+            out["total"] = self.expect["total"]
+        elif len(out) == len(self.sources):
+            out["total"] = sum(out.values())
+        return out
+
+
+def _reloc(error: Mapping[str, Any], prefix: tuple[Any, ...]) -> InitErrorDetails:
+    """A line error of a nested validation, re-raised under `prefix` (keeps type, message and context)."""
+    ctx = error.get("ctx")
+    etype = error["type"]
+    if etype in {"value_error", "assertion_error"} or etype not in _PYDANTIC_TYPES:
+        detail: InitErrorDetails = {
+            "type": PydanticCustomError(etype, error["msg"].replace("{", "{{").replace("}", "}}")),
+            "loc": prefix + tuple(error["loc"]),
+            "input": error.get("input"),
+        }
+    else:
+        detail = {"type": etype, "loc": prefix + tuple(error["loc"]), "input": error.get("input")}
+        if ctx:
+            detail["ctx"] = ctx
+    return detail
+
+
+def _pydantic_error_types() -> set[str]:
+    from pydantic_core import core_schema
+
+    return set(core_schema.ErrorType.__args__)  # type: ignore[attr-defined]
+
+
+try:
+    _PYDANTIC_TYPES = _pydantic_error_types()
+except Exception:  # pragma: no cover - pydantic-core internals moved: fall back to custom errors
+    _PYDANTIC_TYPES = set()
+
+
+# ------------------------------------------------------------------------------------------------
+# loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML silently keeps the last of two equal keys; a recipe naming a source twice is an error."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {seen[key] + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def recipe_dir() -> Path:
+    """The repository's `recipes/` folder (beside the package in a checkout or editable install)."""
+    return Path(__file__).resolve().parent.parent / "recipes"
+
+
+def available_recipes() -> list[str]:
+    folder = recipe_dir()
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def resolve_recipe_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """A path as given if it names a file (or looks like a path); a bare name -> recipes/<name>.yaml."""
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    looks_like_path = path.suffix in {".yaml", ".yml"} or os.sep in text or "/" in text
+    if path.is_file() or looks_like_path:
+        if not path.is_file():
+            raise RecipeError(path, [("", _MISSING_VALUE, "recipe file not found")])
+        return path
+    for candidate in (recipe_dir() / f"{text}.yaml", Path.cwd() / "recipes" / f"{text}.yaml"):
+        if candidate.is_file():
+            return candidate
+    known = ", ".join(available_recipes()) or "none"
+    raise RecipeError(
+        text, [("", _MISSING_VALUE, f"no recipe named {text!r} in {recipe_dir()} (available: {known})")]
+    )
+
+
+def load_recipe(name_or_path: str | os.PathLike[str]) -> Recipe:
+    """Read and validate a recipe: a bare name (`llava15_665k`) or a path to a YAML file."""
+    path = resolve_recipe_path(name_or_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise RecipeError(path, [("", _MISSING_VALUE, f"cannot read: {err}")]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise RecipeError(path, [("", _MISSING_VALUE, f"not valid YAML: {err}")]) from None
+    recipe = parse_recipe(data, file=path)
+    log.debug("loaded recipe %s from %s (hash %s)", recipe.name, path, recipe_hash(recipe)[:12])
+    return recipe
+
+
+def parse_recipe(data: Any, *, file: str | os.PathLike[str] | None = None) -> Recipe:
+    """Validate already-parsed recipe data; every problem becomes a `RecipeError` naming `file`."""
+    if not isinstance(data, Mapping):
+        raise RecipeError(file, [("", data, "a recipe must be a mapping at the top level")])
+    try:
+        return Recipe.model_validate(dict(data))
+    except ValidationError as err:
+        raise RecipeError(file, _problems(err, data)) from None
+
+
+def _problems(err: ValidationError, data: Any) -> list[tuple[str, Any, str]]:
+    """One (dotted field, value, message) per distinct field; union-member tags dropped from paths."""
+    out: list[tuple[str, Any, str]] = []
+    seen: set[str] = set()
+    for e in err.errors(include_url=False):
+        path, value = _walk(data, e["loc"], e.get("input", _MISSING_VALUE))
+        if e["type"] == "missing":
+            value = _MISSING_VALUE
+        field = ".".join(str(p) for p in path)
+        if field in seen:
+            continue
+        seen.add(field)
+        message = e["msg"]
+        if e["type"] == "extra_forbidden":
+            message = "unknown option" + _known_options(data, path)
+        out.append((field, value, message))
+    return out
+
+
+def _walk(data: Any, loc: tuple[Any, ...], fallback: Any) -> tuple[list[Any], Any]:
+    """Follow `loc` through the input data, skipping parts that are validator tags, not keys."""
+    path: list[Any] = []
+    cur = data
+    for i, part in enumerate(loc):
+        if isinstance(cur, Mapping) and part in cur:
+            path.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            path.append(part)
+            cur = cur[part]
+        elif i == len(loc) - 1 and isinstance(cur, Mapping) and isinstance(part, str):
+            path.append(part)  # a missing field
+            cur = fallback
+    return path, cur
+
+
+def _known_options(data: Any, path: list[Any]) -> str:
+    """For an unknown key under `sources.<name>`, list what that source accepts."""
+    if len(path) == 3 and path[0] == "sources" and path[1] in SPEC_TYPES:
+        names = ", ".join(SPEC_TYPES[path[1]].model_fields)
+        return f" for source {path[1]!r} (accepted: {names})"
+    if len(path) == 1:
+        return f" (accepted: {', '.join(Recipe.model_fields)})"
+    if len(path) == 2 and path[0] == "shards":
+        return f" (accepted: {', '.join(ShardSpec.model_fields)})"
+    return ""
+
+
+# ------------------------------------------------------------------------------------------------
+# hashing
+
+
+def canonical_json(recipe: Recipe) -> str:
+    """The recipe with every default filled in, as sorted compact JSON (what `recipe_hash` hashes)."""
+    return json.dumps(
+        recipe.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    """sha256 (hex) of the canonical JSON dump: equal for equal resolved recipes, whatever the YAML
+    spelling (key order, defaults written out or not, `"512MB"` vs `512000000`)."""
+    return hashlib.sha256(canonical_json(recipe).encode("utf-8")).hexdigest()

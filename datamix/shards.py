@@ -1,0 +1,315 @@
+"""Deterministic WebDataset shards, the Parquet manifest and the build summary (architecture.md 4.3).
+
+    <out>/shards/<recipe>-NNNNNN.tar   per sample `<key>.json` (LLaVA form + source + key), `<key>.jpg`
+    <out>/manifest.parquet             one row per sample
+    <out>/summary.json                 counts vs expected, recipe hash, seed, raw input hashes, versions
+
+Shards are planned up front (a fixed number of samples per shard, closed early when a byte target is
+reached) and written in parallel. Each shard goes to a temporary file, its manifest rows to
+`<out>/.parts/<shard>.parquet`, then the tar is renamed into place: a killed build resumes by skipping
+the shards whose tar and part both exist, and never leaves a truncated tar under a final name. Tar
+members are written in a fixed order with fixed metadata (mtime, uid, gid, names, mode), so the same
+samples give byte-identical shards. `plan.json` pins the plan: a different plan is refused without
+`force`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from datamix import __version__
+from datamix.fileio import atomic_path, write_json_atomic
+from datamix.mix import Sample
+from datamix.schema import SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+TAR_MTIME = 0  # fixed member metadata: identical inputs give identical bytes
+MANIFEST_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("image", pa.string()),
+        pa.field("image_sha256", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("n_turns", pa.int32(), nullable=False),
+        pa.field("n_text_chars", pa.int64(), nullable=False),
+        pa.field("n_tokens", pa.int32()),
+        pa.field("shard", pa.string(), nullable=False),
+    ]
+)
+
+
+class BuildError(Exception):
+    """A build that cannot proceed (missing image, conflicting earlier build, ...)."""
+
+
+def sample_json(sample: Sample) -> bytes:
+    """The `<key>.json` member: the release record plus `source` and `key`."""
+    return json.dumps(sample.record(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def plan_shards(
+    samples: Sequence[Sample],
+    images_root: Path,
+    *,
+    max_samples: int = 10_000,
+    max_bytes: int | None = None,
+) -> list[tuple[int, int]]:
+    """Cut the ordered samples into shards: [start, end) ranges of at most `max_samples` samples and,
+    when `max_bytes` is given, closed once the image bytes (by file size) reach it."""
+    if max_samples < 1:
+        raise ValueError("max_samples must be >= 1")
+    ranges, start, size = [], 0, 0
+    for i, s in enumerate(samples):
+        if s.image is not None and max_bytes is not None:
+            try:
+                size += (images_root / s.image).stat().st_size
+            except OSError:
+                pass  # reported when the shard is written
+        size += 512
+        n = i + 1 - start
+        if n >= max_samples or (max_bytes is not None and size >= max_bytes):
+            ranges.append((start, i + 1))
+            start, size = i + 1, 0
+    if start < len(samples):
+        ranges.append((start, len(samples)))
+    return ranges
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = TAR_MTIME
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+TokenCounter = Callable[[Sample], int]
+
+
+def write_shard(
+    path: Path,
+    part_path: Path,
+    samples: Sequence[Sample],
+    images_root: Path,
+    count_tokens: TokenCounter | None = None,
+) -> int:
+    """Write one shard (atomically) and its manifest rows; returns the number of samples."""
+    rows = []
+    shard_name = path.name
+    with atomic_path(path) as tmp:
+        with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
+            for s in samples:
+                record = s.record()
+                turns = record["conversations"]
+                _add(tar, f"{s.key}.json", json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode())
+                digest = width = height = None
+                if s.image is not None:
+                    image_path = images_root / s.image
+                    try:
+                        data = image_path.read_bytes()
+                    except OSError as e:
+                        raise BuildError(f"sample {s.key} ({s.source} id {s.id}): cannot read image {image_path}: {e}") from None
+                    try:
+                        with Image.open(io.BytesIO(data)) as im:
+                            width, height = im.size
+                    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+                        raise BuildError(f"sample {s.key}: image {image_path} is not readable: {e}") from None
+                    digest = hashlib.sha256(data).hexdigest()
+                    _add(tar, f"{s.key}.jpg", data)
+                rows.append(
+                    {
+                        "key": s.key,
+                        "id": s.id,
+                        "source": s.source,
+                        "image": s.image,
+                        "image_sha256": digest,
+                        "width": width,
+                        "height": height,
+                        "n_turns": len(turns),
+                        "n_text_chars": sum(len(t["value"]) for t in turns),
+                        "n_tokens": count_tokens(s) if count_tokens else None,
+                        "shard": shard_name,
+                    }
+                )
+        with atomic_path(part_path) as part_tmp:
+            pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), part_tmp, compression="zstd")
+    return len(rows)
+
+
+def _write_shard_job(args: tuple[Path, Path, list[Sample], Path, str | None]) -> int:
+    path, part, samples, images_root, tokenizer = args
+    counter = make_token_counter(tokenizer) if tokenizer else None
+    return write_shard(path, part, samples, images_root, counter)
+
+
+def text_token_counter(tokenizer: str) -> Callable[[str], int]:
+    """Number of tokens of a text (no special tokens) with a Hugging Face tokenizer: a folder, a hub
+    id, or a `.gguf` file. Needs the [train] extra (transformers)."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise BuildError("--tokenizer needs the [train] extra (transformers)") from e
+    p = Path(tokenizer)
+    if p.suffix == ".gguf":
+        tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
+    else:
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+def make_token_counter(tokenizer: str) -> TokenCounter:
+    """Text tokens of a sample (all turns; the image's tokens are not counted) for the manifest."""
+    count_text = text_token_counter(tokenizer)
+    return lambda s: sum(count_text(t["value"]) for t in s.conversations)
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def plan_digest(recipe_name: str, samples: Sequence[Sample], ranges: Sequence[tuple[int, int]]) -> str:
+    h = hashlib.sha256()
+    h.update(recipe_name.encode())
+    for a, b in ranges:
+        h.update(f"|{a}:{b}".encode())
+    for s in samples:
+        h.update(sample_json(s))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def write_mix(
+    out: Path,
+    recipe_name: str,
+    samples: Sequence[Sample],
+    images_root: Path,
+    *,
+    summary: dict[str, Any],
+    max_samples: int = 10_000,
+    max_bytes: int | None = None,
+    jobs: int = 1,
+    tokenizer: str | None = None,
+    force: bool = False,
+    on_shard: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Write shards + manifest.parquet + summary.json for the ordered samples; resumable.
+
+    `summary` holds the caller's part (counts, expected, recipe hash, seed, raw inputs); shard
+    statistics, versions and the git commit are added here. Returns the final summary.
+    """
+    out = Path(out)
+    shards_dir, parts_dir = out / "shards", out / ".parts"
+    ranges = plan_shards(samples, images_root, max_samples=max_samples, max_bytes=max_bytes)
+    digest = plan_digest(recipe_name, samples, ranges)
+    plan_path = out / "plan.json"
+    if plan_path.exists():
+        old = json.loads(plan_path.read_text(encoding="utf-8"))
+        if old.get("digest") != digest:
+            if not force:
+                raise BuildError(
+                    f"{out} holds a different build (plan {old.get('digest', '?')[:12]}); use --force to replace it"
+                )
+            shutil.rmtree(shards_dir, ignore_errors=True)
+            shutil.rmtree(parts_dir, ignore_errors=True)
+            for name in ("manifest.parquet", "summary.json"):
+                (out / name).unlink(missing_ok=True)
+    elif (out / "manifest.parquet").exists() or shards_dir.exists():
+        if not force:
+            raise BuildError(f"{out} already holds shards from another build; use --force to replace it")
+        shutil.rmtree(shards_dir, ignore_errors=True)
+        shutil.rmtree(parts_dir, ignore_errors=True)
+    shards_dir.mkdir(parents=True, exist_ok=True)
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(plan_path, {"digest": digest, "recipe": recipe_name, "shards": len(ranges), "samples": len(samples)})
+
+    names = [f"{recipe_name}-{i:06d}.tar" for i in range(len(ranges))]
+    todo = []
+    for name, (a, b) in zip(names, ranges, strict=True):
+        if (shards_dir / name).exists() and (parts_dir / f"{name}.parquet").exists():
+            continue
+        todo.append((shards_dir / name, parts_dir / f"{name}.parquet", list(samples[a:b]), images_root, tokenizer))
+    skipped = len(names) - len(todo)
+    done = skipped
+    if on_shard:
+        on_shard(done, len(names))
+    if jobs > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for _ in pool.map(_write_shard_job, todo):
+                done += 1
+                if on_shard:
+                    on_shard(done, len(names))
+    else:
+        for job in todo:
+            _write_shard_job(job)
+            done += 1
+            if on_shard:
+                on_shard(done, len(names))
+
+    manifest = pa.concat_tables([pq.read_table(parts_dir / f"{n}.parquet") for n in names]) if names else (
+        MANIFEST_SCHEMA.empty_table()
+    )
+    with atomic_path(out / "manifest.parquet") as tmp:
+        pq.write_table(manifest.cast(MANIFEST_SCHEMA), tmp, compression="zstd")
+    shard_bytes = sum((shards_dir / n).stat().st_size for n in names)
+    final = {
+        **summary,
+        "recipe": recipe_name,
+        "samples": manifest.num_rows,
+        "shards": len(names),
+        "shards_resumed": skipped,
+        "shard_bytes": shard_bytes,
+        "datamix_version": __version__,
+        "git_commit": _git_commit(),
+        "schema_version": SCHEMA_VERSION,
+    }
+    write_json_atomic(out / "summary.json", final)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    log.info("%s: %d samples in %d shards (%d resumed)", out, manifest.num_rows, len(names), skipped)
+    return final
+
+
+def read_shard(path: Path) -> Iterable[tuple[str, dict[str, Any], bytes | None]]:
+    """Iterate (key, record, image bytes or None) over a shard written by `write_shard`."""
+    with tarfile.open(path, "r") as tar:
+        pending: dict[str, Any] | None = None
+        pending_key = None
+        for member in tar:
+            key, _, ext = member.name.rpartition(".")
+            f = tar.extractfile(member)
+            data = f.read() if f is not None else b""
+            if ext == "json":
+                if pending is not None:
+                    yield pending_key, pending, None
+                pending, pending_key = json.loads(data), key
+            elif ext == "jpg" and key == pending_key:
+                yield key, pending, data
+                pending = pending_key = None
+        if pending is not None:
+            yield pending_key, pending, None
