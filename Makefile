@@ -11,7 +11,7 @@ JOBS ?= 2
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint demo clean
+.PHONY: help install test test-all lint demo bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ demo: $(STAMP) ## End to end on synthetic data: synth -> normalize -> build -> e
 	$(VENV)/bin/datamix inspect $(DEMO_ROOT)/mixes/demo
 	$(VENV)/bin/datamix export $(DEMO_ROOT)/mixes/demo --format llava-json --out $(DEMO_ROOT)/demo.json --force
 	$(VENV)/bin/datamix lint $(DEMO_ROOT)/mixes/demo
+
+bench: $(STAMP) ## Benchmarks (CPU; minutes) -> bench-results.json
+	rm -f bench-results.json
+	$(PY) benchmarks/bench_normalize.py --out bench-results.json
+	$(PY) benchmarks/bench_build.py --out bench-results.json
+	@$(PY) -c "import json; [print(f\"{r['name']:<34} {r['value']:>10} {r['unit']:<10} x{r['ratio']}\") for r in json.load(open('bench-results.json'))]"
 
 clean: ## Remove demo data, caches and build outputs (keeps .venv)
 	rm -rf $(DEMO_ROOT) .pytest_cache .ruff_cache build *.egg-info bench-results.json

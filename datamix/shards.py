@@ -93,14 +93,80 @@ def plan_shards(
     return ranges
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = TAR_MTIME
-    info.mode = 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    tar.addfile(info, io.BytesIO(data))
+_BLOCK = 512
+_RECORD = 20 * _BLOCK  # tar's record size: archives are padded to a multiple of it, as tarfile does
+
+
+def _tar_header(name: str, size: int) -> bytes:
+    """A POSIX ustar header with fixed metadata (mode 0644, uid/gid 0, empty user/group, mtime 0)."""
+    raw = name.encode("utf-8")
+    if len(raw) > 100:
+        raise BuildError(f"tar member name too long for ustar ({len(raw)} bytes): {name}")
+    fields = [
+        raw.ljust(100, b"\0"),
+        b"0000644\0",  # mode
+        b"0000000\0",  # uid
+        b"0000000\0",  # gid
+        b"%011o\0" % size,
+        b"%011o\0" % TAR_MTIME,
+        b" " * 8,  # checksum placeholder
+        b"0",  # regular file
+        b"\0" * 100,  # linkname
+        b"ustar\x0000",
+        b"\0" * 32,  # uname
+        b"\0" * 32,  # gname
+        b"0000000\0",  # devmajor
+        b"0000000\0",  # devminor
+        b"\0" * 155,  # prefix
+    ]
+    header = b"".join(fields).ljust(_BLOCK, b"\0")
+    checksum = b"%06o\0 " % sum(header)
+    return header[:148] + checksum + header[156:]
+
+
+class _TarWriter:
+    """Minimal deterministic tar writer: header + data + zero padding per member (no per-member
+    copy through tarfile's 16 KB buffer loop; byte-compatible with tarfile/webdataset readers)."""
+
+    def __init__(self, f: Any):
+        self.f = f
+        self.pos = 0
+
+    def add(self, name: str, data: bytes) -> None:
+        pad = -len(data) % _BLOCK
+        self.f.write(_tar_header(name, len(data)))
+        self.f.write(data)
+        if pad:
+            self.f.write(b"\0" * pad)
+        self.pos += _BLOCK + len(data) + pad
+
+    def close(self) -> None:
+        end = self.pos + 2 * _BLOCK
+        self.f.write(b"\0" * (2 * _BLOCK + (-end % _RECORD)))
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of image bytes: JPEG read from its SOF marker directly, other formats by Pillow."""
+    if data[:2] == b"\xff\xd8":
+        i, n = 2, len(data)
+        while i + 9 < n:
+            if data[i] != 0xFF:
+                break
+            marker = data[i + 1]
+            if marker == 0xFF:
+                i += 1
+                continue
+            if marker in _SOF:
+                return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
+            if 0xD0 <= marker <= 0xD9 or marker == 0x01:
+                i += 2
+                continue
+            i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    with Image.open(io.BytesIO(data)) as im:
+        return im.size
 
 
 TokenCounter = Callable[[Sample], int]
@@ -117,11 +183,12 @@ def write_shard(
     rows = []
     shard_name = path.name
     with atomic_path(path) as tmp:
-        with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
+        with open(tmp, "wb", buffering=1 << 20) as f:
+            tar = _TarWriter(f)
             for s in samples:
                 record = s.record()
                 turns = record["conversations"]
-                _add(tar, f"{s.key}.json", json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode())
+                tar.add(f"{s.key}.json", json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode())
                 digest = width = height = None
                 if s.image is not None:
                     image_path = images_root / s.image
@@ -130,12 +197,11 @@ def write_shard(
                     except OSError as e:
                         raise BuildError(f"sample {s.key} ({s.source} id {s.id}): cannot read image {image_path}: {e}") from None
                     try:
-                        with Image.open(io.BytesIO(data)) as im:
-                            width, height = im.size
+                        width, height = image_size(data)
                     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
                         raise BuildError(f"sample {s.key}: image {image_path} is not readable: {e}") from None
                     digest = hashlib.sha256(data).hexdigest()
-                    _add(tar, f"{s.key}.jpg", data)
+                    tar.add(f"{s.key}.jpg", data)
                 rows.append(
                     {
                         "key": s.key,
@@ -151,6 +217,7 @@ def write_shard(
                         "shard": shard_name,
                     }
                 )
+            tar.close()
         with atomic_path(part_path) as part_tmp:
             pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), part_tmp, compression="zstd")
     return len(rows)
