@@ -20,10 +20,10 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,train]"
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install torch (CPU) + datamix with dev extras
+install: $(STAMP) ## Create .venv and install torch (CPU) + datamix with dev and train extras
 	@echo "installed into $(VENV)"
 
 test: $(STAMP) ## Run the test suite (slow/gpu/network tests deselected)

@@ -231,6 +231,19 @@ def inspect_cmd(path: Path = typer.Argument(..., help="A mix folder or its manif
     )
 
 
+@app.command("report")
+def report_cmd(
+    mix_dir: Path = typer.Argument(..., help="A built mix folder (or an imported LLaVA JSON's folder)."),
+    out_file: Path = typer.Option(..., "--out", help="Output HTML file."),
+    per_source: int = typer.Option(12, "--per-source", help="Samples shown per source."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sample choice."),
+) -> None:
+    """Write a self-contained offline HTML report and sample browser of a mix."""
+    from datamix.report import report_command
+
+    report_command(mix_dir, out_file, per_source, seed)
+
+
 app.command("lint", help="Check structure and prompt formatting of a mix folder, manifest or LLaVA JSON.")(lint_command)
 
 

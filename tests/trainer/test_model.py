@@ -1,0 +1,151 @@
+"""Tiny model assembly, freezing per stage, stage 1 -> stage 2 hand-over, and the labelled-only loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from trainer.config import load_config  # noqa: E402
+from trainer.model import (  # noqa: E402
+    apply_freezing,
+    build_model,
+    labelled_loss,
+    load_stage1_parts,
+    parameter_groups,
+    save_stage1_parts,
+)
+from trainer.templates import IGNORE_INDEX, VICUNA_V1, encode  # noqa: E402
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "train"
+SMALL = ["model.tiny.llm_layers=1", "model.tiny.vision_layers=1"]
+
+
+@pytest.fixture(scope="module")
+def stage2():
+    cfg = load_config(RECIPES / "tiny_stage2.yaml", ["pretrained_projector=null", *SMALL])
+    model, tok = build_model(cfg)
+    return cfg, model, tok
+
+
+def test_tiny_model_layout(stage2):
+    cfg, model, tok = stage2
+    c = model.config
+    assert c.image_token_index == 32000 and c.pad_token_id == 32001
+    assert c.projector_hidden_act == "gelu" and c.vision_feature_layer == -2
+    assert c.vision_feature_select_strategy == "default" and c.image_seq_length == 64
+    assert model.get_input_embeddings().weight.shape[0] == 32064
+    assert model.lm_head.weight.shape[0] == 32064 and c.text_config.vocab_size == 32064
+    proj = model.model.multi_modal_projector
+    assert (proj.linear_1.in_features, proj.linear_1.out_features) == (96, 128)
+    assert (proj.linear_2.in_features, proj.linear_2.out_features) == (128, 128)
+    assert c.vision_config.image_size == 112 and c.vision_config.patch_size == 14
+    assert len(tok) == 32002
+
+
+def test_build_is_deterministic(stage2):
+    cfg, model, _ = stage2
+    again, _ = build_model(cfg)
+    for (n, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items(), strict=True):
+        assert torch.equal(a, b), n
+
+
+def test_freezing_per_stage(stage2):
+    cfg, model, _ = stage2
+    s1 = load_config(RECIPES / "tiny_stage1.yaml", ["train_vision_tower=false", *SMALL])
+    counts = apply_freezing(model, s1)
+    assert counts["projector"] > 0 and counts["llm"] == 0 and counts["vision_tower"] == 0
+    assert not model.lm_head.weight.requires_grad and model.model.multi_modal_projector.linear_1.weight.requires_grad
+    counts = apply_freezing(model, cfg)  # tiny stage 2 trains the tower too
+    assert counts["llm"] > 0 and counts["vision_tower"] > 0
+    total = sum(p.numel() for p in model.parameters())
+    assert sum(counts.values()) == total
+    groups = parameter_groups(model, cfg)
+    assert len(groups) == 2 and sum(p.numel() for g in groups for p in g["params"]) == total
+    official = load_config(RECIPES / "tiny_stage2.yaml", ["train_vision_tower=false", *SMALL])
+    assert apply_freezing(model, official)["vision_tower"] == 0
+    apply_freezing(model, cfg)
+
+
+def test_stage1_projector_goes_into_stage2(stage2, tmp_path):
+    cfg, _, _ = stage2
+    s1cfg = load_config(RECIPES / "tiny_stage1.yaml", [*SMALL, "model.tiny.init_seed=7"])
+    s1, _ = build_model(s1cfg)
+    path = save_stage1_parts(s1, tmp_path / "s1")
+    assert path.name == "stage1.safetensors"
+    s2cfg = load_config(RECIPES / "tiny_stage2.yaml", [f"pretrained_projector={tmp_path / 's1'}", *SMALL])
+    s2, _ = build_model(s2cfg)
+    a, b = s1.model.multi_modal_projector, s2.model.multi_modal_projector
+    assert torch.equal(a.linear_1.weight, b.linear_1.weight) and torch.equal(a.linear_2.bias, b.linear_2.bias)
+    # tiny stage 1 trained its tower: it comes along; the LLM does not
+    t1, t2 = s1.model.vision_tower.state_dict(), s2.model.vision_tower.state_dict()
+    assert all(torch.equal(t1[k], t2[k]) for k in t1)
+    assert not torch.equal(s1.lm_head.weight, s2.lm_head.weight)
+    # the original LLaVA mm_projector.bin naming is understood too
+    orig = {
+        "model.mm_projector.0.weight": a.linear_1.weight.detach() * 2,
+        "model.mm_projector.0.bias": a.linear_1.bias.detach(),
+        "model.mm_projector.2.weight": a.linear_2.weight.detach(),
+        "model.mm_projector.2.bias": a.linear_2.bias.detach(),
+    }
+    torch.save(orig, tmp_path / "mm_projector.bin")
+    loaded = load_stage1_parts(s2, tmp_path / "mm_projector.bin")
+    assert len(loaded) == 4 and torch.equal(b.linear_1.weight, a.linear_1.weight * 2)
+    torch.save({"x": torch.zeros(1)}, tmp_path / "nothing.bin")
+    with pytest.raises(ValueError, match="no projector"):
+        load_stage1_parts(s2, tmp_path / "nothing.bin")
+
+
+def _batch(tok, n_image_tokens=64):
+    convs = [
+        [{"from": "human", "value": "<image>\nWhat color is the circle?"}, {"from": "gpt", "value": "Red."}],
+        [{"from": "human", "value": "<image>\nShape?"}, {"from": "gpt", "value": "A square."},
+         {"from": "human", "value": "And its colour?"}, {"from": "gpt", "value": "Blue, mostly."}],
+    ]
+    rows = [encode(c, tok, VICUNA_V1, has_image=True, max_length=512, image_seq_length=n_image_tokens).expanded() for c in convs]
+    width = max(len(r[0]) for r in rows)
+    ids = torch.full((2, width), 32001)
+    labels = torch.full((2, width), IGNORE_INDEX)
+    mask = torch.zeros((2, width), dtype=torch.long)
+    for i, (a, b) in enumerate(rows):
+        ids[i, : len(a)] = torch.tensor(a)
+        labels[i, : len(b)] = torch.tensor(b)
+        mask[i, : len(a)] = 1
+    g = torch.Generator().manual_seed(0)
+    return ids, labels, mask, torch.randn(2, 3, 112, 112, generator=g)
+
+
+def test_labelled_loss_equals_full_loss(stage2):
+    _, model, tok = stage2
+    ids, labels, mask, pixels = _batch(tok)
+    model.eval()
+    full = model(input_ids=ids, attention_mask=mask, pixel_values=pixels, labels=labels).loss
+    mine, n = labelled_loss(model, input_ids=ids, attention_mask=mask, pixel_values=pixels, labels=labels)
+    assert n == int((labels[:, 1:] != IGNORE_INDEX).sum()) > 6
+    torch.testing.assert_close(mine, full, rtol=1e-6, atol=1e-6)
+    # gradients agree too
+    model.zero_grad()
+    full.backward()
+    g_full = model.model.multi_modal_projector.linear_2.weight.grad.clone()
+    model.zero_grad()
+    mine, _ = labelled_loss(model, input_ids=ids, attention_mask=mask, pixel_values=pixels, labels=labels)
+    mine.backward()
+    torch.testing.assert_close(model.model.multi_modal_projector.linear_2.weight.grad, g_full, rtol=1e-5, atol=1e-7)
+    model.zero_grad()
+    # sum normalisation for gradient accumulation
+    summed, n = labelled_loss(model, input_ids=ids, attention_mask=mask, pixel_values=pixels, labels=labels, num_items_in_batch=1)
+    torch.testing.assert_close(summed, full.detach() * n, rtol=1e-5, atol=1e-5)
+    none, n0 = labelled_loss(model, input_ids=ids, pixel_values=pixels, labels=torch.full_like(labels, IGNORE_INDEX))
+    assert n0 == 0 and none.item() == 0.0
+
+
+def test_init_command(tmp_path):
+    from trainer.__main__ import main
+
+    out = tmp_path / "init"
+    assert main(["init", "--config", str(RECIPES / "tiny_stage1.yaml"), "--out", str(out), "--set", "model.tiny.llm_layers=1"]) == 0
+    assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+    assert (out / "train_config.json").exists() and (out / "processor_config.json").exists()

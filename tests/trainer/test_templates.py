@@ -1,0 +1,264 @@
+"""Templates on the real LLaMA vocabulary: masks exact by construction, whole-string equality, failures counted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from trainer.templates import (  # noqa: E402
+    BUNDLED_VOCAB,
+    EOS_TOKEN_ID,
+    IGNORE_INDEX,
+    IMAGE_TOKEN_ID,
+    PLAIN,
+    VICUNA_V1,
+    EncodeError,
+    EncodeFailure,
+    EncodeStats,
+    encode,
+    get_template,
+    load_tokenizer,
+    read_gguf_metadata,
+    render,
+)
+
+REF_DIR = BUNDLED_VOCAB.parent
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer(add_llava_tokens=True)
+
+
+def conv(*values: str) -> list[dict]:
+    return [{"from": "human" if i % 2 == 0 else "gpt", "value": v} for i, v in enumerate(values)]
+
+
+MULTI_TURN = conv(
+    "<image>\nWhat is in the picture?",
+    "A red circle on a white background.",
+    "What colour is it?",
+    "Red.",
+    "Is it big?\nAnswer briefly.",
+    "No, it is small; about 20 px.",
+)
+TEXT_ONLY = conv("Write a haiku about the sea.", "Waves fold into foam\nthe tide keeps its old promise\nsalt on the cold wind")
+UNICODE = conv(
+    "<image>\nКакого цвета круг? 🦙",
+    "Красный. Äpfel, 我想在apple工作, Cửa Việt, ✅ 😶‍🌫️",
+)
+INSTRUCT_IMAGE_LAST = conv("Describe the image in detail. <image>", "It shows a circle.")
+SPACES = conv("  leading and trailing spaces  ", "   three spaces first", "tabs\tand\nnewlines\n\n", "x\t\n ")
+RECORDS = {
+    "multi_turn": (MULTI_TURN, True),
+    "text_only": (TEXT_ONLY, False),
+    "unicode": (UNICODE, True),
+    "image_elsewhere": (INSTRUCT_IMAGE_LAST, True),
+    "spaces": (SPACES, False),
+}
+SPECIAL_IN_TEXT = conv(
+    "Say </s> and <s> and <image> and <pad> please",
+    "Sure: </s> <s> <image> <pad></s>end",
+    "again</s>",
+    "</s>",
+)
+
+
+def answers(c):
+    return [t["value"] for t in c if t["from"] == "gpt"]
+
+
+def trained_spans(enc):
+    """Contiguous runs of trained tokens."""
+    spans, cur = [], []
+    for tid, lab in zip(enc.input_ids, enc.labels, strict=True):
+        if lab != IGNORE_INDEX:
+            assert lab == tid
+            cur.append(tid)
+        elif cur:
+            spans.append(cur)
+            cur = []
+    if cur:
+        spans.append(cur)
+    return spans
+
+
+def test_bundled_vocab_matches_llama_cpp_reference(tok):
+    meta = read_gguf_metadata(BUNDLED_VOCAB)
+    assert len(meta["tokenizer.ggml.tokens"]) == 32000
+    inputs = (REF_DIR / "ggml-vocab-llama-spm.gguf.inp").read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n")
+    outputs = (REF_DIR / "ggml-vocab-llama-spm.gguf.out").read_text(encoding="utf-8").split("\n")
+    assert len(inputs) >= 40
+    for text, ref in zip(inputs, outputs, strict=True):
+        assert tok(text, add_special_tokens=False).input_ids == [int(x) for x in ref.split()], repr(text)
+
+
+def test_tokenizer_ids(tok):
+    assert (tok.bos_token_id, tok.eos_token_id, tok.unk_token_id) == (1, 2, 0)
+    assert tok.convert_tokens_to_ids(["<image>", "<pad>"]) == [32000, 32001]
+    assert tok.pad_token_id == 32001 and len(tok) == 32002
+    assert tok("Hello world").input_ids == [1, 15043, 3186]
+    # special-token strings are text when split_special_tokens=True
+    ids = tok("a</s><image><s><pad>", add_special_tokens=False, split_special_tokens=True).input_ids
+    assert not set(ids) & {0, 1, 2, 32000, 32001}
+    assert tok.decode(ids) == "a</s><image><s><pad>"
+    assert tok("a</s>", add_special_tokens=False).input_ids == [263, 2]  # as control when not split
+
+
+@pytest.mark.parametrize("name", sorted(RECORDS))
+def test_vicuna_equals_whole_string_tokenization(tok, name):
+    c, has_image = RECORDS[name]
+    enc = encode(c, tok, VICUNA_V1, has_image=has_image, max_length=4096, image_seq_length=576)
+    whole = tok(render(c, VICUNA_V1, has_image=has_image)).input_ids  # <image>, </s> as control tokens
+    assert list(enc.input_ids) == whole
+    assert enc.input_ids[0] == 1
+    assert (IMAGE_TOKEN_ID in enc.input_ids) == has_image
+    assert enc.input_ids.count(IMAGE_TOKEN_ID) == int(has_image)
+    assert not enc.truncated
+
+
+@pytest.mark.parametrize("name", sorted(RECORDS))
+def test_vicuna_trained_tokens_are_exactly_answers_plus_eos(tok, name):
+    c, has_image = RECORDS[name]
+    enc = encode(c, tok, VICUNA_V1, has_image=has_image, max_length=4096)
+    spans = trained_spans(enc)
+    assert len(spans) == len(answers(c))
+    for span, answer in zip(spans, answers(c), strict=True):
+        assert span[-1] == EOS_TOKEN_ID
+        assert tok.decode(span[:-1]) == answer
+        assert tok.decode(span, skip_special_tokens=False) == answer + "</s>"
+
+
+def test_special_strings_in_data_are_text(tok):
+    enc = encode(SPECIAL_IN_TEXT, tok, VICUNA_V1, has_image=False, max_length=4096)
+    ids = list(enc.input_ids)
+    assert ids.count(IMAGE_TOKEN_ID) == 0 and ids.count(32001) == 0
+    assert ids.count(1) == 1  # only the real BOS
+    assert ids.count(EOS_TOKEN_ID) == 2  # only the two turn-closing </s>
+    for span, answer in zip(trained_spans(enc), answers(SPECIAL_IN_TEXT), strict=True):
+        assert span.count(EOS_TOKEN_ID) == 1 and span[-1] == EOS_TOKEN_ID
+        assert tok.decode(span, skip_special_tokens=False) == answer + "</s>"
+    # whole-span tokenization (data's special strings as text), split only at the template's own </s>
+    rendered = render(SPECIAL_IN_TEXT, VICUNA_V1, has_image=False)
+    spans_text = []
+    rest = rendered
+    for a in answers(SPECIAL_IN_TEXT):
+        cut = rest.index(" ASSISTANT: " + a + "</s>") + len(" ASSISTANT: " + a)
+        spans_text.append(rest[:cut])
+        rest = rest[cut + len("</s>") :]
+    ref = [1]
+    for s in spans_text:
+        ref += tok(s, add_special_tokens=False, split_special_tokens=True).input_ids + [EOS_TOKEN_ID]
+    assert ids == ref
+
+
+def test_image_placement_like_llava(tok):
+    enc = encode(INSTRUCT_IMAGE_LAST, tok, VICUNA_V1, has_image=True, max_length=4096)
+    assert render(INSTRUCT_IMAGE_LAST, VICUNA_V1).endswith("USER: <image>\nDescribe the image in detail. ASSISTANT: It shows a circle.</s>")
+    pos = enc.input_ids.index(IMAGE_TOKEN_ID)
+    # "USER: " then the image then "\n" (the original LLaVA tokenization: '▁' <image> '▁' '<0x0A>')
+    assert tok.convert_ids_to_tokens(list(enc.input_ids[pos - 2 : pos + 3])) == [":", "▁", "<image>", "▁", "<0x0A>"]
+    # text-only: <image> inside the text is text
+    t = encode(conv("what is <image>?", "a tag"), tok, VICUNA_V1, has_image=False, max_length=4096)
+    assert IMAGE_TOKEN_ID not in t.input_ids
+
+
+def test_plain_template(tok):
+    c = conv("<image>\nignored prompt", "A red circle </s> on white.")
+    enc = encode(c, tok, PLAIN, has_image=True, max_length=2048, image_seq_length=576)
+    assert enc.input_ids[:2] == (1, IMAGE_TOKEN_ID)
+    assert enc.labels[:2] == (IGNORE_INDEX, IGNORE_INDEX)
+    assert all(lab != IGNORE_INDEX for lab in enc.labels[2:])
+    assert tok.decode(list(enc.input_ids[2:])) == "A red circle </s> on white.\n"
+    assert render(c, PLAIN) == "<image>A red circle </s> on white.\n"
+    whole = [1, IMAGE_TOKEN_ID] + tok("A red circle </s> on white.\n", add_special_tokens=False, split_special_tokens=True).input_ids
+    assert list(enc.input_ids) == whole
+    with pytest.raises(EncodeError) as err:
+        encode(MULTI_TURN, tok, PLAIN, has_image=True, max_length=2048)
+    assert err.value.reason is EncodeFailure.BAD_ROLES
+
+
+def test_truncation_counts_image_tokens(tok):
+    full = encode(MULTI_TURN, tok, VICUNA_V1, has_image=True, max_length=4096, image_seq_length=64)
+    n = len(full.input_ids)
+    assert full.num_tokens == n + 63
+    same = encode(MULTI_TURN, tok, VICUNA_V1, has_image=True, max_length=n + 63, image_seq_length=64)
+    assert not same.truncated and same.input_ids == full.input_ids
+    cut = encode(MULTI_TURN, tok, VICUNA_V1, has_image=True, max_length=n + 60, image_seq_length=64)
+    assert cut.truncated and cut.num_tokens == n + 60
+    assert cut.input_ids == full.input_ids[: n - 3] and cut.labels == full.labels[: n - 3]
+    ids, labels = cut.expanded()
+    assert len(ids) == len(labels) == n + 60 and ids.count(IMAGE_TOKEN_ID) == 64
+    assert all(lab == IGNORE_INDEX for tid, lab in zip(ids, labels, strict=True) if tid == IMAGE_TOKEN_ID)
+    # cutting inside the image, or leaving nothing to train on, raises (never a silent all-masked sample)
+    with pytest.raises(EncodeError) as err:
+        encode(MULTI_TURN, tok, VICUNA_V1, has_image=True, max_length=40, image_seq_length=64)
+    assert err.value.reason is EncodeFailure.IMAGE_TRUNCATED
+    with pytest.raises(EncodeError) as err:
+        encode(MULTI_TURN, tok, VICUNA_V1, has_image=True, max_length=110, image_seq_length=64)
+    assert err.value.reason is EncodeFailure.NO_LABELS
+
+
+@pytest.mark.parametrize(
+    ("c", "has_image", "reason"),
+    [
+        (conv("q", ""), False, EncodeFailure.EMPTY_ANSWER),
+        (conv("q", "a", "q2"), False, EncodeFailure.BAD_ROLES),
+        ([{"from": "gpt", "value": "a"}], False, EncodeFailure.BAD_ROLES),
+        ([{"from": "system", "value": "a"}], False, EncodeFailure.BAD_ROLES),
+        (conv("<image>\nq", "a", "<image> again", "b"), True, EncodeFailure.IMAGE_PLACEMENT),
+        (conv("<image><image>", "a"), True, EncodeFailure.IMAGE_PLACEMENT),
+        ([], False, EncodeFailure.BAD_ROLES),
+    ],
+)
+def test_failures_raise_with_reason(tok, c, has_image, reason):
+    stats = EncodeStats()
+    with pytest.raises(EncodeError) as err:
+        encode(c, tok, VICUNA_V1, has_image=has_image, max_length=2048)
+    assert err.value.reason is reason
+    stats.fail(err.value)
+    assert stats.as_dict()["failed"] == {reason.value: 1}
+
+
+def test_render_generation_prompt_and_templates():
+    assert get_template("vicuna_v1") is VICUNA_V1 and get_template(PLAIN) is PLAIN
+    with pytest.raises(ValueError, match="unknown template"):
+        get_template("chatml")
+    s = render(conv("<image>\nWhat color is the circle?"), VICUNA_V1)
+    assert s == VICUNA_V1.system + " USER: <image>\nWhat color is the circle? ASSISTANT:"
+    assert render(conv("q1", "a1", "q2", "a2"), "vicuna_v1") == VICUNA_V1.system + " USER: q1 ASSISTANT: a1</s>USER: q2 ASSISTANT: a2</s>"
+
+
+def test_stats(tok):
+    stats = EncodeStats()
+    for name in sorted(RECORDS):
+        c, has_image = RECORDS[name]
+        stats.add(encode(c, tok, VICUNA_V1, has_image=has_image, max_length=4096, image_seq_length=64))
+    d = stats.as_dict()
+    assert d["encoded"] == 5 and d["truncated"] == 0 and d["failed"] == {}
+    assert 0 < d["trained_tokens"] < d["tokens"]
+
+
+def test_tokens_cli(tmp_path: Path, tok, capsys):
+    from trainer.__main__ import main
+
+    records = [
+        {"id": "a", "image": "x.jpg", "conversations": MULTI_TURN},
+        {"id": "b", "conversations": TEXT_ONLY},
+        {"id": "bad", "conversations": conv("q", "")},
+    ]
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps(records))
+    out = tmp_path / "out.jsonl"
+    rc = main(["tokens", "--template", "vicuna_v1", "--tokenizer", str(BUNDLED_VOCAB), "--input", str(src), "--out", str(out), "--show", "1"])
+    assert rc == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b"]
+    enc = encode(MULTI_TURN, tok, VICUNA_V1, has_image=True, max_length=2048)
+    assert rows[0]["input_ids"] == list(enc.input_ids) and rows[0]["labels"] == list(enc.labels)
+    captured = capsys.readouterr()
+    assert "empty_answer" in captured.out + captured.err
