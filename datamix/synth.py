@@ -101,18 +101,18 @@ _SIZES: dict[str, dict[str, int]] = {
         "llava_pretrain": 20,
     },
     "small": {
-        "coco_pool": 2000,
+        "coco_pool": 3000,
         "llava_instruct": 400,
         "sharegpt": 300,
-        "vqav2": 1200,
-        "gqa": 1200,
+        "vqav2": 2000,
+        "gqa": 2000,
         "okvqa": 300,
         "aokvqa": 400,
         "ocrvqa": 400,
         "textcaps": 300,
         "vg": 500,
         "refcoco": 400,
-        "llava_pretrain": 1500,
+        "llava_pretrain": 3000,
     },
 }
 

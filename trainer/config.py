@@ -264,7 +264,7 @@ def deepspeed_config(
         "wall_clock_breakdown": False,
     }
     if total_steps is not None:
-        warmup = max(int(round(cfg.warmup_ratio * total_steps)), 0)
+        warmup = max(int(round(cfg.warmup_ratio * total_steps)), 1)  # DeepSpeed requires >= 1
         ds["scheduler"] = {
             "type": "WarmupCosineLR",
             "params": {

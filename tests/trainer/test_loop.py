@@ -1,0 +1,129 @@
+"""The DeepSpeed loop on CPU (gloo): ZeRO-2 and ZeRO-3 learn, two ranks see disjoint samples, a resumed
+run repeats the uninterrupted one exactly, a non-finite loss stops the run and keeps the checkpoint.
+
+Each run is a subprocess (`python -m trainer train`, or torchrun for two ranks): a process holds one
+distributed world.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("deepspeed")
+
+from datamix.build import build  # noqa: E402
+from datamix.normalize import normalize  # noqa: E402
+from datamix.synth import synth  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "recipes" / "train" / "tiny_stage2.yaml"
+
+
+@pytest.fixture(scope="module")
+def mix(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("loop")
+    synth(root, scale="tiny", seed=0)
+    normalize(root=root)
+    recipe = (REPO / "recipes" / "demo.yaml").read_text().replace("max_samples: 256", "max_samples: 24")
+    (root / "demo.yaml").write_text(recipe)
+    build(root / "demo.yaml", root, out=root / "mix")
+    return root / "mix"
+
+
+def _train(mix: Path, out: Path, *extra: str, sets: tuple[str, ...] = (), check: bool = True, torchrun: int = 0):
+    args = [
+        "--config", str(CONFIG),
+        "--set", f"data.mix={mix}", "--set", f"output_dir={out}", "--set", "pretrained_projector=null",
+        "--set", "global_batch_size=4", "--set", "per_device_batch_size=4", "--set", "max_length=320",
+        "--set", "logging_steps=1", "--set", "learning_rate=0.002", "--set", "data.shuffle_buffer=16",
+        "--set", "model.tiny.llm_layers=1",
+        *[x for s in sets for x in ("--set", s)],
+        *extra,
+    ]
+    if torchrun:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}",
+               "-m", "trainer", "train", *args]
+    else:
+        cmd = [sys.executable, "-m", "trainer", "train", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def _log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("zero", [2, 3])
+def test_zero_stages_learn_on_cpu(mix, tmp_path, zero):
+    out = tmp_path / f"z{zero}"
+    _train(mix, out, sets=(f"zero_stage={zero}", "max_steps=12"))
+    rows = _log(out)
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    first, last = sum(r["loss"] for r in rows[:3]) / 3, sum(r["loss"] for r in rows[-3:]) / 3
+    assert last < first - 0.5, (first, last)
+    assert all(r["lr"] >= 0 and r["tokens_per_s"] > 0 for r in rows)
+    final = out / "final"
+    assert (final / "model.safetensors").is_file() and (final / "tokenizer.json").is_file()
+    assert json.loads((out / "deepspeed_config.json").read_text())["zero_optimization"]["stage"] == zero
+
+
+def test_two_ranks_train_on_disjoint_samples(mix, tmp_path):
+    out = tmp_path / "ddp"
+    trace = tmp_path / "keys"
+    _train(mix, out, "--trace-keys", str(trace), sets=("zero_stage=2", "max_steps=3", "global_batch_size=8"),
+           torchrun=2)
+    seen = {r: [line.split()[1] for line in Path(f"{trace}.rank{r}").read_text().splitlines()] for r in (0, 1)}
+    assert len(seen[0]) == len(seen[1]) == 12  # 3 steps x 4 samples on each rank
+    assert not set(seen[0]) & set(seen[1])
+    assert len(set(seen[0])) == 12 and len(set(seen[1])) == 12
+
+
+def test_resume_repeats_the_uninterrupted_run(mix, tmp_path):
+    straight = tmp_path / "straight"
+    _train(mix, straight, sets=("max_steps=6", "save_steps=3"))
+    resumed = tmp_path / "resumed"
+    first = _train(mix, resumed, "--stop-after", "3", sets=("max_steps=6", "save_steps=3"))
+    assert json.loads(first.stdout.strip().splitlines()[-1])["final"] is None
+    assert (resumed / "checkpoints" / "step-0000003").is_dir()
+    _train(mix, resumed, "--resume", sets=("max_steps=6", "save_steps=3"))
+    a = [r["loss"] for r in _log(straight)]
+    b = [r["loss"] for r in _log(resumed)]
+    assert len(a) == len(b) == 6
+    assert b == pytest.approx(a, rel=1e-5, abs=1e-6)
+    assert (resumed / "final" / "model.safetensors").is_file()
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(mix, tmp_path):
+    out = tmp_path / "nan"
+    script = (
+        "import sys, torch, trainer.loop as L\n"
+        "real = L.labelled_loss\n"
+        "calls = {'n': 0}\n"
+        "def poisoned(*a, **k):\n"
+        "    loss, n = real(*a, **k)\n"
+        "    calls['n'] += 1\n"
+        "    return (loss * float('nan') if calls['n'] == 3 else loss), n\n"
+        "L.labelled_loss = poisoned\n"
+        "from trainer.__main__ import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    args = ["train", "--config", str(CONFIG), "--set", f"data.mix={mix}", "--set", f"output_dir={out}",
+            "--set", "pretrained_projector=null", "--set", "global_batch_size=4", "--set", "per_device_batch_size=4",
+            "--set", "max_steps=6", "--set", "save_steps=2", "--set", "max_length=320"]
+    proc = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    assert "non-finite loss at step 3" in proc.stderr
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step-0000002"
+    assert not (out / "final").exists()

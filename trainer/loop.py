@@ -1,0 +1,435 @@
+"""`python -m trainer train`: one LLaVA-1.5 stage with DeepSpeed, from a mix folder's shards.
+
+Responsible for: distributed setup (launched by `deepspeed`, `torchrun`, or as a plain single
+process), the DeepSpeed engine built from the train config (`trainer.config.deepspeed_config`:
+ZeRO-2/3, AdamW, linear warmup + cosine), the step loop (micro batches -> `labelled_loss` ->
+backward -> optimizer step every `gradient_accumulation_steps`), logging (console, `log.jsonl`,
+optional TensorBoard: loss, learning rate, grad norm, tokens/s, MFU), periodic and final checkpoints
+with model, optimizer, scheduler, step and every rank's data position, `--resume`, and the outputs a
+later stage or `export` starts from (`final/`: a Hugging Face folder; stage 1 also `stage1.safetensors`).
+
+Every rank runs the same number of optimizer steps: a rank whose shards run out starts its next epoch
+(shard-level splitting can leave ranks with unequal sample counts), so no rank waits on another.
+A non-finite loss on any rank stops the run on all ranks with a clear message; the last good
+checkpoint stays as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.config import TrainConfig, deepspeed_config, dump_config, load_config
+from trainer.data import ShardLoader, ShardStream, SkipSample
+from trainer.images import ImageProcessor
+from trainer.model import apply_freezing, build_model, labelled_loss, parameter_groups, save_stage1_parts
+from trainer.templates import PAD_TOKEN_ID, EncodeError, EncodeStats, encode, get_template
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+FINAL = "final"
+CONFIG_FILE = "train_config.json"
+
+# dense bf16 peak FLOP/s per device, for the MFU estimate (override with DATAMIX_PEAK_FLOPS)
+_PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12}
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# distributed setup
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def init_distributed() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank); a plain `python -m trainer train` is a world of one."""
+    import deepspeed
+
+    if "RANK" not in os.environ:
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    deepspeed.init_distributed(dist_backend=backend)
+    rank = int(os.environ["RANK"])
+    world = int(os.environ["WORLD_SIZE"])
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+    return rank, world, local
+
+
+def peak_flops() -> float | None:
+    env = os.environ.get("DATAMIX_PEAK_FLOPS")
+    if env:
+        return float(env)
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in _PEAK_FLOPS.items() if k in name), None)
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+class Transform:
+    """record + image -> model inputs: template encoding (exact masks) and image-token expansion."""
+
+    def __init__(self, tokenizer: Any, cfg: TrainConfig):
+        self.tokenizer = tokenizer
+        self.template = get_template(cfg.template)
+        self.max_length = cfg.max_length
+        self.n_image = cfg.image_seq_length
+        self.stats = EncodeStats()
+
+    def __call__(self, record: dict[str, Any], image: torch.Tensor | None) -> dict[str, Any]:
+        try:
+            enc = encode(
+                record["conversations"], self.tokenizer, self.template, has_image=image is not None,
+                max_length=self.max_length, image_seq_length=self.n_image,
+            )
+        except EncodeError as e:
+            self.stats.fail(e.reason)
+            raise SkipSample(f"{e.reason.value}: {e}") from None
+        self.stats.add(enc)
+        ids, labels = enc.expanded()
+        return {"input_ids": ids, "labels": labels}
+
+
+def make_loader(cfg: TrainConfig, tokenizer: Any, rank: int, world: int) -> tuple[ShardLoader, Transform]:
+    transform = Transform(tokenizer, cfg)
+    stream = ShardStream(
+        cfg.data.mix,
+        batch_size=cfg.per_device_batch_size,
+        transform=transform,
+        image_processor=ImageProcessor(size=cfg.model.image_size),
+        pad_id=PAD_TOKEN_ID,
+        rank=rank,
+        world_size=world,
+        seed=cfg.seed,
+        shuffle_buffer=max(1, cfg.data.shuffle_buffer),
+        group_by_modality_length=cfg.data.group_by_modality_length,
+    )
+    return ShardLoader(stream, num_workers=cfg.data.num_workers), transform
+
+
+def count_samples(mix: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(Path(mix) / "manifest.parquet").metadata.num_rows
+
+
+def total_steps(cfg: TrainConfig, world: int) -> int:
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    return max(1, math.ceil((cfg.epochs or 1.0) * count_samples(cfg.data.mix) / cfg.global_batch_size))
+
+
+def _batches_forever(loader: ShardLoader):
+    """Micro batches across epoch boundaries; an epoch that yields nothing at all is an error."""
+    while True:
+        got = False
+        for batch in loader:
+            got = True
+            yield batch
+        if not got:
+            raise RuntimeError(f"{loader.dataset.mix_dir}: no usable sample for this rank (skipped: {loader.skipped})")
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def _ckpt_root(cfg: TrainConfig) -> Path:
+    return Path(cfg.output_dir) / CHECKPOINTS
+
+
+def save_checkpoint(engine: Any, cfg: TrainConfig, step: int, loader: ShardLoader, rank: int) -> Path:
+    import torch.distributed as dist
+
+    root = _ckpt_root(cfg)
+    tag = f"step-{step:07d}"
+    engine.save_checkpoint(str(root), tag=tag, client_state={"step": step})
+    data_state = {"step": step, "loader": loader.state_dict()}
+    tmp = root / tag / f"data-rank{rank}.json.tmp"
+    tmp.write_text(json.dumps(data_state))
+    tmp.replace(root / tag / f"data-rank{rank}.json")
+    dist.barrier()
+    if rank == 0:
+        (root / CONFIG_FILE).write_text(dump_config(cfg))
+        if cfg.save_total_limit:
+            tags = sorted(p for p in root.glob("step-*") if p.is_dir())
+            for old in tags[: -cfg.save_total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()
+    log.info("checkpoint %s", root / tag)
+    return root / tag
+
+
+def load_checkpoint(engine: Any, cfg: TrainConfig, loader: ShardLoader, rank: int) -> int:
+    root = _ckpt_root(cfg)
+    if not (root / "latest").is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint under {root}")
+    tag = (root / "latest").read_text().strip()
+    path, client = engine.load_checkpoint(str(root), tag=tag)
+    if path is None:
+        raise FileNotFoundError(f"--resume: DeepSpeed found no loadable checkpoint under {root}")
+    step = int(client["step"])
+    data_file = root / tag / f"data-rank{rank}.json"
+    state = json.loads(data_file.read_text())
+    loader.load_state_dict(state["loader"])
+    log.info("resumed from %s at step %d", root / tag, step)
+    return step
+
+
+def save_final(engine: Any, model: Any, tokenizer: Any, cfg: TrainConfig, rank: int, step: int) -> Path:
+    """`final/` (a Hugging Face folder) and, after stage 1, `stage1.safetensors`, written by rank 0.
+    Under ZeRO-3 the partitioned weights are gathered first (every rank takes part)."""
+    import contextlib
+
+    import deepspeed
+    import torch.distributed as dist
+
+    from trainer.export import save_hf_folder
+
+    out = Path(cfg.output_dir)
+    gather = (
+        deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None)
+        if cfg.zero_stage == 3
+        else contextlib.nullcontext()
+    )
+    with gather:
+        if rank == 0:
+            final = out / FINAL
+            save_hf_folder(model, tokenizer, final, extra={"train_config": json.loads(dump_config(cfg)), "step": step})
+            (final / CONFIG_FILE).write_text(dump_config(cfg))
+            (out / CONFIG_FILE).write_text(dump_config(cfg))
+            if cfg.stage == 1:
+                save_stage1_parts(model, out)
+    dist.barrier()
+    return out / FINAL
+
+
+# --------------------------------------------------------------------------------------------
+# the loop
+
+
+class MetricsLog:
+    """Console + JSONL (+ TensorBoard) on rank 0."""
+
+    def __init__(self, cfg: TrainConfig, rank: int, resume: bool):
+        self.rank = rank
+        self.file = None
+        self.tb = None
+        if rank == 0:
+            Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+            self.file = open(Path(cfg.output_dir) / "log.jsonl", "a" if resume else "w", encoding="utf-8")
+            if cfg.tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(Path(cfg.output_dir) / "tensorboard"))
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in row.items():
+                if isinstance(v, int | float) and k != "step":
+                    self.tb.add_scalar(k, v, row["step"])
+        parts = [f"step {row['step']}/{row['total_steps']}", f"loss {row['loss']:.4f}", f"lr {row['lr']:.3g}"]
+        if row.get("grad_norm") is not None:
+            parts.append(f"grad {row['grad_norm']:.3g}")
+        parts.append(f"{row['tokens_per_s']:.0f} tok/s")
+        if row.get("mfu") is not None:
+            parts.append(f"MFU {row['mfu']:.1%}")
+        log.info("  ".join(parts))
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+
+def train(
+    cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = None, trace_keys: Path | None = None
+) -> dict[str, Any]:
+    """Run one stage; returns {"step", "loss", "losses", "final", "skipped", "encode"}.
+
+    `stop_after`: end after that many optimizer steps of this invocation with a checkpoint (the run
+    continues with `resume`), e.g. for time-limited or preemptible jobs. `trace_keys`: each rank
+    appends the keys of the samples it trains on to `<trace_keys>.rank<N>` (to audit data splits).
+    """
+    import deepspeed
+    import torch.distributed as dist
+
+    rank, world, local = init_distributed()
+    on_gpu = torch.cuda.is_available()
+    device = torch.device("cuda", local) if on_gpu else torch.device("cpu")
+    torch.manual_seed(cfg.seed)
+    if on_gpu and cfg.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    model, tokenizer = build_model(cfg)
+    counts = apply_freezing(model, cfg)
+    trainable = sum(counts.values())
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+        if not cfg.train_llm:
+            model.enable_input_require_grads()
+    steps = total_steps(cfg, world)
+    ds_config = deepspeed_config(
+        cfg, world, on_gpu=on_gpu, total_steps=steps, hidden_size=model.config.text_config.hidden_size
+    )
+    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=parameter_groups(model, cfg), config=ds_config)
+    accumulation = engine.gradient_accumulation_steps()
+    loader, transform = make_loader(cfg, tokenizer, rank, world)
+
+    step = load_checkpoint(engine, cfg, loader, rank) if resume else 0
+    if rank == 0:
+        Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.output_dir) / CONFIG_FILE).write_text(dump_config(cfg))
+        (Path(cfg.output_dir) / "deepspeed_config.json").write_text(json.dumps(ds_config, indent=2))
+        log.info(
+            "%s: stage %d, %d steps x %d global batch (%d per device x %d accumulation x %d ranks), trainable %s",
+            cfg.name, cfg.stage, steps, cfg.global_batch_size, cfg.per_device_batch_size, accumulation, world, counts,
+        )
+    metrics = MetricsLog(cfg, rank, resume)
+    peak = peak_flops()
+    batches = _batches_forever(loader)
+    losses: list[float] = []
+    last_loss = float("nan")
+    window_tokens, window_start, window_steps = 0, time.perf_counter(), 0
+    engine.train()
+    trace = open(f"{trace_keys}.rank{rank}", "a", encoding="utf-8") if trace_keys else None
+    stop_at = steps if stop_after is None else min(steps, step + stop_after)
+    final = None
+    try:
+        while step < stop_at:
+            step_loss = 0.0
+            for _ in range(accumulation):
+                batch = _to_device(next(batches), device)
+                if trace is not None:
+                    trace.write("".join(f"{step + 1} {k}\n" for k in batch["keys"]))
+                loss, _n = labelled_loss(
+                    engine.module,
+                    input_ids=batch["input_ids"],
+                    labels=batch["labels"],
+                    pixel_values=batch["pixel_values"],
+                    attention_mask=batch["attention_mask"],
+                )
+                finite = torch.tensor([1.0 if torch.isfinite(loss).item() else 0.0])
+                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+                if finite.item() == 0.0:
+                    raise NonFiniteLoss(
+                        f"non-finite loss at step {step + 1} (rank {rank} saw {loss.item()}); stopping. The last good "
+                        f"checkpoint under {_ckpt_root(cfg)} is kept; lower the learning rate or check the data."
+                    )
+                engine.backward(loss)
+                engine.step()
+                step_loss += loss.item() / accumulation
+                window_tokens += int(batch["attention_mask"].sum())
+            step += 1
+            window_steps += 1
+            reduced = torch.tensor([step_loss])
+            dist.all_reduce(reduced)
+            last_loss = reduced.item() / world
+            losses.append(last_loss)
+            if step % cfg.logging_steps == 0 or step == steps:
+                elapsed = max(time.perf_counter() - window_start, 1e-9)
+                tok = torch.tensor([float(window_tokens)])
+                dist.all_reduce(tok)
+                tokens_per_s = tok.item() / elapsed
+                grad_norm = engine.get_global_grad_norm()
+                metrics.write(
+                    {
+                        "step": step,
+                        "total_steps": steps,
+                        "loss": last_loss,
+                        "lr": float(engine.get_lr()[0]),
+                        "grad_norm": None if grad_norm is None else float(grad_norm),
+                        "tokens_per_s": tokens_per_s,
+                        "mfu": None if peak is None else 6 * trainable * tokens_per_s / (peak * world),
+                        "seconds_per_step": elapsed / window_steps,
+                        "epoch": loader.epoch,
+                    }
+                )
+                window_tokens, window_start, window_steps = 0, time.perf_counter(), 0
+            if step % cfg.save_steps == 0 and step < stop_at:
+                save_checkpoint(engine, cfg, step, loader, rank)
+        save_checkpoint(engine, cfg, step, loader, rank)  # the run's last step (or where it stopped)
+        if step >= steps:
+            final = save_final(engine, engine.module, tokenizer, cfg, rank, step)
+    finally:
+        metrics.close()
+        if trace is not None:
+            trace.close()
+    result = {
+        "step": step,
+        "loss": last_loss,
+        "losses": losses,
+        "final": None if final is None else str(final),
+        "skipped": loader.skipped,
+        "encode": transform.stats.as_dict(),
+    }
+    if rank == 0:
+        log.info("%s done: step %d, loss %.4f, skipped %s, encode %s", cfg.name, step, last_loss, loader.skipped,
+                 transform.stats.as_dict())
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, type=Path, help="train config YAML (recipes/train/*.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set max_steps=10 --set data.mix=DIR (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="stop after N optimizer steps with a checkpoint (continue later with --resume)")
+    p.add_argument("--trace-keys", type=Path, default=None, metavar="FILE",
+                   help="each rank appends the keys it trains on to FILE.rank<N> (audit data splits)")
+    p.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides)
+    try:
+        result = train(cfg, resume=args.resume, stop_after=args.stop_after, trace_keys=args.trace_keys)
+    except NonFiniteLoss as e:
+        log.error("%s", e)
+        return 3
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps({k: v for k, v in result.items() if k != "losses"}))
+    return 0
+
+
+__all__ = ["NonFiniteLoss", "Transform", "add_arguments", "run", "total_steps", "train"]
