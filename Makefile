@@ -8,10 +8,19 @@ PIP := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 DEMO_ROOT ?= demo-data
 JOBS ?= 2
+# training (make stage1 stage2): MODEL=7b|13b|tiny, NGPUS, MIX / MIX1 (stage-1 mix), OUT, extra ARGS
+MODEL ?= 7b
+NGPUS ?= 1
+ROOT ?= data
+MIX1 ?= $(ROOT)/mixes/llava15_pretrain_558k
+MIX ?= $(ROOT)/mixes/llava15_665k
+OUT ?= runs/$(MODEL)
+ARGS ?=
+LAUNCH = $(if $(filter 1,$(NGPUS)),$(PY) -m trainer,$(VENV)/bin/deepspeed --num_gpus $(NGPUS) --module trainer)
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint demo bench clean
+.PHONY: help install test test-all lint demo demo-data stage1 stage2 bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -35,20 +44,41 @@ test-all: $(STAMP) ## Run every test including slow ones
 lint: $(STAMP) ## Ruff lint
 	$(VENV)/bin/ruff check datamix tests
 
-demo: $(STAMP) ## End to end on synthetic data: synth -> normalize -> build -> export -> lint (CPU, minutes)
+demo-data: $(STAMP) ## Synthetic raw data -> normalize -> build the demo mix and the stage-1 mix
 	$(VENV)/bin/datamix synth --root $(DEMO_ROOT) --scale small
 	$(VENV)/bin/datamix normalize --root $(DEMO_ROOT) --jobs $(JOBS)
 	$(VENV)/bin/datamix build --recipe demo --root $(DEMO_ROOT) --jobs $(JOBS) --force
+	$(VENV)/bin/datamix build --recipe llava15_pretrain_558k --root $(DEMO_ROOT) --jobs $(JOBS) --force
 	$(VENV)/bin/datamix inspect $(DEMO_ROOT)/mixes/demo
 	$(VENV)/bin/datamix export $(DEMO_ROOT)/mixes/demo --format llava-json --out $(DEMO_ROOT)/demo.json --force
 	$(VENV)/bin/datamix lint $(DEMO_ROOT)/mixes/demo
+
+demo: demo-data ## Everything end to end on CPU: data, tiny stage 1 + 2, export, eval (ends with a JSON line)
+	rm -rf $(DEMO_ROOT)/runs $(DEMO_ROOT)/export
+	$(PY) -m trainer train --config recipes/train/tiny_stage1.yaml --set data.mix=$(DEMO_ROOT)/mixes/llava15_pretrain_558k \
+		--set output_dir=$(DEMO_ROOT)/runs/tiny_stage1
+	$(PY) -m trainer train --config recipes/train/tiny_stage2.yaml --set data.mix=$(DEMO_ROOT)/mixes/demo \
+		--set pretrained_projector=$(DEMO_ROOT)/runs/tiny_stage1 --set output_dir=$(DEMO_ROOT)/runs/tiny_stage2
+	$(PY) -m trainer export --checkpoint $(DEMO_ROOT)/runs/tiny_stage2/final --out $(DEMO_ROOT)/export
+	$(PY) -m trainer eval --model $(DEMO_ROOT)/export --mix $(DEMO_ROOT)/mixes/demo/eval \
+		--match '^What colou?r is the' --export $(DEMO_ROOT)/export --out $(DEMO_ROOT)/eval.json
+
+stage1: $(STAMP) ## Stage 1 (projector alignment) of MODEL on MIX1 -> OUT/stage1 (NGPUS, ARGS="--set k=v ...")
+	$(LAUNCH) train --config recipes/train/$(if $(filter tiny,$(MODEL)),tiny,llava15_$(MODEL))_stage1.yaml \
+		--set data.mix=$(MIX1) --set output_dir=$(OUT)/stage1 $(ARGS)
+
+stage2: $(STAMP) ## Stage 2 (instruction tuning) of MODEL on MIX from OUT/stage1 -> OUT/stage2, then OUT/export
+	$(LAUNCH) train --config recipes/train/$(if $(filter tiny,$(MODEL)),tiny,llava15_$(MODEL))_stage2.yaml \
+		--set data.mix=$(MIX) --set pretrained_projector=$(OUT)/stage1 --set output_dir=$(OUT)/stage2 $(ARGS)
+	$(PY) -m trainer export --checkpoint $(OUT)/stage2/final --out $(OUT)/export
 
 bench: $(STAMP) ## Benchmarks (CPU; minutes) -> bench-results.json
 	rm -f bench-results.json
 	$(PY) benchmarks/bench_normalize.py --out bench-results.json
 	$(PY) benchmarks/bench_build.py --out bench-results.json
+	$(PY) benchmarks/bench_loader.py --n 1000 --out bench-results.json
 	@$(PY) -c "import json; [print(f\"{r['name']:<34} {r['value']:>10} {r['unit']:<10} x{r['ratio']}\") for r in json.load(open('bench-results.json'))]"
 
 clean: ## Remove demo data, caches and build outputs (keeps .venv)
-	rm -rf $(DEMO_ROOT) .pytest_cache .ruff_cache build *.egg-info bench-results.json
+	rm -rf $(DEMO_ROOT) runs .pytest_cache .ruff_cache build *.egg-info bench-results.json
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
