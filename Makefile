@@ -60,6 +60,7 @@ demo: demo-data ## Everything end to end on CPU: data, tiny stage 1 + 2, export,
 	$(PY) -m trainer train --config recipes/train/tiny_stage2.yaml --set data.mix=$(DEMO_ROOT)/mixes/demo \
 		--set pretrained_projector=$(DEMO_ROOT)/runs/tiny_stage1 --set output_dir=$(DEMO_ROOT)/runs/tiny_stage2
 	$(PY) -m trainer export --checkpoint $(DEMO_ROOT)/runs/tiny_stage2/final --out $(DEMO_ROOT)/export
+	$(PY) examples/ask_fresh_shapes.py $(DEMO_ROOT)/export --n 60
 	$(PY) -m trainer eval --model $(DEMO_ROOT)/export --mix $(DEMO_ROOT)/mixes/demo/eval \
 		--match '^What colou?r is the' --export $(DEMO_ROOT)/export --out $(DEMO_ROOT)/eval.json
 
