@@ -325,7 +325,7 @@ def train(
     batches = _batches_forever(loader)
     losses: list[float] = []
     last_loss = float("nan")
-    window_tokens, window_start, window_steps = 0, time.perf_counter(), 0
+    window_tokens, window_start, window_steps, window_loss = 0, time.perf_counter(), 0, 0.0
     engine.train()
     trace = open(f"{trace_keys}.rank{rank}", "a", encoding="utf-8") if trace_keys else None
     stop_at = steps if stop_after is None else min(steps, step + stop_after)
@@ -361,6 +361,7 @@ def train(
             dist.all_reduce(reduced)
             last_loss = reduced.item() / world
             losses.append(last_loss)
+            window_loss += last_loss
             if step % cfg.logging_steps == 0 or step == steps:
                 elapsed = max(time.perf_counter() - window_start, 1e-9)
                 tok = torch.tensor([float(window_tokens)])
@@ -371,7 +372,8 @@ def train(
                     {
                         "step": step,
                         "total_steps": steps,
-                        "loss": last_loss,
+                        "loss": window_loss / window_steps,  # mean over the steps since the last line
+                        "last_loss": last_loss,
                         "lr": float(engine.get_lr()[0]),
                         "grad_norm": None if grad_norm is None else float(grad_norm),
                         "tokens_per_s": tokens_per_s,
@@ -380,7 +382,7 @@ def train(
                         "epoch": loader.epoch,
                     }
                 )
-                window_tokens, window_start, window_steps = 0, time.perf_counter(), 0
+                window_tokens, window_start, window_steps, window_loss = 0, time.perf_counter(), 0, 0.0
             if step % cfg.save_steps == 0 and step < stop_at:
                 save_checkpoint(engine, cfg, step, loader, rank)
         save_checkpoint(engine, cfg, step, loader, rank)  # the run's last step (or where it stopped)
