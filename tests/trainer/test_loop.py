@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,7 @@ def mix(tmp_path_factory) -> Path:
     synth(root, scale="tiny", seed=0)
     normalize(root=root)
     recipe = (REPO / "recipes" / "demo.yaml").read_text().replace("max_samples: 256", "max_samples: 24")
+    recipe = re.sub(r"proportion: [0-9.]+", "choose: all", recipe)  # every tiny sample
     (root / "demo.yaml").write_text(recipe)
     build(root / "demo.yaml", root, out=root / "mix")
     return root / "mix"
