@@ -36,19 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-SOURCE_NAMES: tuple[str, ...] = (
-    "llava_instruct",
-    "sharegpt",
-    "vqav2",
-    "gqa",
-    "okvqa",
-    "aokvqa",
-    "ocrvqa",
-    "textcaps",
-    "vg",
-    "refcoco",
-    "llava_pretrain",
-)
+from datamix.sources import SOURCE_NAMES
 
 Kind = Literal["annotation", "images"]
 

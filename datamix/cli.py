@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,6 @@ from rich.table import Table
 
 from datamix import __version__
 from datamix.commands_download import download
-from datamix.lint import lint_command
 from datamix.ui import console, counter, out
 
 app = typer.Typer(
@@ -244,7 +245,53 @@ def report_cmd(
     report_command(mix_dir, out_file, per_source, seed)
 
 
-app.command("lint", help="Check structure and prompt formatting of a mix folder, manifest or LLaVA JSON.")(lint_command)
+@app.command("lint")
+def lint_command(
+    path: Path = typer.Argument(
+        ..., help="A LLaVA-format JSON file, a mix folder, or a mix's manifest.parquet."
+    ),
+    format: str = typer.Option(
+        "text", "--format", help="Output: text, json or github (workflow annotations)."
+    ),
+    select: list[str] = typer.Option(
+        None, "--select", help="Only these rules or categories (repeat or comma-separate)."
+    ),
+    ignore: list[str] = typer.Option(
+        None, "--ignore", help="Skip these rules or categories (repeat or comma-separate)."
+    ),
+    images: Path | None = typer.Option(
+        None, "--images", help="Image root: also check every image file exists."
+    ),
+) -> None:
+    """Check prompt formats and structure; exit 0 clean, 1 violations, 2 cannot run."""
+    code = run_lint(path, format=format, select=select, ignore=ignore, images=images)
+    raise typer.Exit(code)
+
+
+def run_lint(
+    path: Path,
+    *,
+    format: str = "text",
+    select: Sequence[str] | None = None,
+    ignore: Sequence[str] | None = None,
+    images: Path | None = None,
+) -> int:
+    """The command's body: lint, print in `format` to stdout, return the exit code (errors to stderr)."""
+    from datamix.lint import FORMATS, LintInputError, exit_code, lint_path, summary_line
+
+    formatter = FORMATS.get(format)
+    if formatter is None:
+        print(f"datamix lint: error: unknown --format {format!r}; use one of {', '.join(FORMATS)}", file=sys.stderr)
+        return 2
+    try:
+        report = lint_path(path, select=select, ignore=ignore, images_root=images)
+    except LintInputError as e:
+        print(f"datamix lint: error: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(formatter(report))
+    if format != "text":
+        print(summary_line(report), file=sys.stderr)
+    return exit_code(report)
 
 
 def _summary_line(stats: dict[str, Any]) -> str:

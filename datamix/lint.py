@@ -49,16 +49,14 @@ import hashlib
 import json
 import logging
 import re
-import sys
 import tarfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import typer
 
 from datamix.formats import IMAGE_TOKEN, KNOWN_PROMPTS
 from datamix.llava_json import (
@@ -767,50 +765,3 @@ def exit_code(report: LintReport) -> int:
 # --- command --------------------------------------------------------------------------------------------
 
 
-def lint_command(
-    path: Path = typer.Argument(
-        ..., help="A LLaVA-format JSON file, a mix folder, or a mix's manifest.parquet."
-    ),
-    format: str = typer.Option(
-        "text", "--format", help="Output: text, json or github (workflow annotations)."
-    ),
-    select: list[str] = typer.Option(
-        None, "--select", help="Only these rules or categories (repeat or comma-separate)."
-    ),
-    ignore: list[str] = typer.Option(
-        None, "--ignore", help="Skip these rules or categories (repeat or comma-separate)."
-    ),
-    images: Path | None = typer.Option(
-        None, "--images", help="Image root: also check every image file exists."
-    ),
-) -> None:
-    """Check prompt formats and structure; exit 0 clean, 1 violations, 2 cannot run."""
-    code = run_lint(path, format=format, select=select, ignore=ignore, images=images)
-    raise typer.Exit(code)
-
-
-def run_lint(
-    path: Path,
-    *,
-    format: str = "text",
-    select: Sequence[str] | None = None,
-    ignore: Sequence[str] | None = None,
-    images: Path | None = None,
-) -> int:
-    """The command's body: lint, print in `format` to stdout, return the exit code (errors to stderr)."""
-    formatter = FORMATS.get(format)
-    if formatter is None:
-        print(
-            f"datamix lint: error: unknown --format {format!r}; use one of {', '.join(FORMATS)}",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        report = lint_path(path, select=select, ignore=ignore, images_root=images)
-    except LintInputError as e:
-        print(f"datamix lint: error: {e}", file=sys.stderr)
-        return 2
-    sys.stdout.write(formatter(report))
-    if format != "text":
-        print(summary_line(report), file=sys.stderr)
-    return exit_code(report)

@@ -40,6 +40,7 @@ from datamix.formats import (
     REG_PROMPT,
     SHORT_ANSWER_SUFFIX,
 )
+from datamix.sources import SOURCE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +57,7 @@ OCR_TOKENS = OCR_PREFIX.strip()
 REGION_REG = REG_PROMPT.split("{", 1)[0].rstrip()
 REGION_REC = REC_PROMPT.split("{", 1)[0].rstrip()
 
-SOURCES = (
-    "llava_instruct",
-    "sharegpt",
-    "vqav2",
-    "gqa",
-    "okvqa",
-    "aokvqa",
-    "ocrvqa",
-    "textcaps",
-    "vg",
-    "refcoco",
-    "llava_pretrain",
-)
+SOURCES = SOURCE_NAMES  # the registry's names (datamix.sources)
 UNKNOWN = "unknown"
 
 #: OK-VQA has 9,009 train questions on 8,998 images, so its merged conversations hold 1 (rarely 2) QA

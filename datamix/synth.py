@@ -47,6 +47,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from datamix.fileio import atomic_path
 from datamix.paths import COCO_DIR, GQA_DIR, LLAVA_PRETRAIN_DIR, OCRVQA_DIR, TEXTVQA_DIR, VG_DIRS
+from datamix.sources import SOURCE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +70,7 @@ JPEG_QUALITY = 90
 NON_SQUARE_SIZES: tuple[tuple[int, int], ...] = ((140, 112), (112, 150), (150, 112), (112, 140))
 
 SCALES = ("tiny", "small")
-SOURCES = (
-    "llava_instruct",
-    "sharegpt",
-    "vqav2",
-    "gqa",
-    "okvqa",
-    "aokvqa",
-    "ocrvqa",
-    "textcaps",
-    "vg",
-    "refcoco",
-    "llava_pretrain",
-)
+SOURCES = SOURCE_NAMES  # the registry's names (datamix.sources)
 
 # units per source: conversation records (sharegpt) or images (all others); coco_pool = distinct
 # COCO pictures the COCO-based sources draw from (they overlap, as in real COCO)

@@ -16,6 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from datamix.cli import lint_command, run_lint
 from datamix.lint import (
     RULES,
     LintInputError,
@@ -25,11 +26,9 @@ from datamix.lint import (
     format_github,
     format_json,
     format_text,
-    lint_command,
     lint_path,
     lint_records,
     resolve_rules,
-    run_lint,
 )
 
 SA = "\nAnswer the question using a single word or phrase."
