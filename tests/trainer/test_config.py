@@ -42,7 +42,7 @@ def test_tiny_recipes():
         cfg = load_config(RECIPES / f"{name}.yaml")
         assert cfg.model.preset == "tiny" and cfg.model.image_size == 112 and cfg.image_seq_length == 64
         assert cfg.model.tiny.vision_layers == 3 and cfg.model.tiny.vision_hidden_size == 96
-        assert cfg.model.tiny.llm_layers == 3 and cfg.model.tiny.llm_hidden_size == 128
+        assert cfg.model.tiny.llm_layers == 3 and cfg.model.tiny.llm_hidden_size == 96
         assert cfg.train_vision_tower and cfg.per_device_batch_size == 16
         assert cfg.resolved_precision(on_gpu=False) == "fp32"
 

@@ -40,8 +40,9 @@ def test_tiny_model_layout(stage2):
     assert model.get_input_embeddings().weight.shape[0] == 32064
     assert model.lm_head.weight.shape[0] == 32064 and c.text_config.vocab_size == 32064
     proj = model.model.multi_modal_projector
-    assert (proj.linear_1.in_features, proj.linear_1.out_features) == (96, 128)
-    assert (proj.linear_2.in_features, proj.linear_2.out_features) == (128, 128)
+    vision, llm = cfg.model.tiny.vision_hidden_size, cfg.model.tiny.llm_hidden_size  # 96 -> 96 in the recipe
+    assert (proj.linear_1.in_features, proj.linear_1.out_features) == (vision, llm)
+    assert (proj.linear_2.in_features, proj.linear_2.out_features) == (llm, llm)
     assert c.vision_config.image_size == 112 and c.vision_config.patch_size == 14
     assert len(tok) == 32002
 
