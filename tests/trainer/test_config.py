@@ -43,7 +43,7 @@ def test_tiny_recipes():
         assert cfg.model.preset == "tiny" and cfg.model.image_size == 112 and cfg.image_seq_length == 64
         assert cfg.model.tiny.vision_layers == 3 and cfg.model.tiny.vision_hidden_size == 96
         assert cfg.model.tiny.llm_layers == 3 and cfg.model.tiny.llm_hidden_size == 96
-        assert cfg.train_vision_tower and cfg.per_device_batch_size == 16
+        assert cfg.train_vision_tower == (name == "tiny_stage2") and cfg.per_device_batch_size == 16
         assert cfg.resolved_precision(on_gpu=False) == "fp32"
 
 

@@ -73,7 +73,7 @@ def test_freezing_per_stage(stage2):
 
 def test_stage1_projector_goes_into_stage2(stage2, tmp_path):
     cfg, _, _ = stage2
-    s1cfg = load_config(RECIPES / "tiny_stage1.yaml", [*SMALL, "model.tiny.init_seed=7"])
+    s1cfg = load_config(RECIPES / "tiny_stage1.yaml", [*SMALL, "model.tiny.init_seed=7", "train_vision_tower=true"])
     s1, _ = build_model(s1cfg)
     path = save_stage1_parts(s1, tmp_path / "s1")
     assert path.name == "stage1.safetensors"
@@ -81,7 +81,7 @@ def test_stage1_projector_goes_into_stage2(stage2, tmp_path):
     s2, _ = build_model(s2cfg)
     a, b = s1.model.multi_modal_projector, s2.model.multi_modal_projector
     assert torch.equal(a.linear_1.weight, b.linear_1.weight) and torch.equal(a.linear_2.bias, b.linear_2.bias)
-    # tiny stage 1 trained its tower: it comes along; the LLM does not
+    # a stage 1 that trained its tower hands it over too; the LLM does not
     t1, t2 = s1.model.vision_tower.state_dict(), s2.model.vision_tower.state_dict()
     assert all(torch.equal(t1[k], t2[k]) for k in t1)
     assert not torch.equal(s1.lm_head.weight, s2.lm_head.weight)
