@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import typer
+from llava_records import MC, REC, REG, SA, g, h
 from typer.testing import CliRunner
 
 from datamix.cli import lint_command, run_lint
@@ -30,20 +31,6 @@ from datamix.lint import (
     lint_records,
     resolve_rules,
 )
-
-SA = "\nAnswer the question using a single word or phrase."
-MC = "\nAnswer with the option's letter from the given choices directly."
-REG = "Please provide a short description for this region: "
-REC = "Please provide the bounding box coordinate of the region this sentence describes: "
-
-
-def h(v: str) -> dict:
-    return {"from": "human", "value": v}
-
-
-def g(v: str) -> dict:
-    return {"from": "gpt", "value": v}
-
 
 # One record per source, built exactly like the release examples of sources.md (sections 1-11).
 RELEASE = {

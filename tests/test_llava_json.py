@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from llava_records import MC, REC, REG, SA, g, h
 
 from datamix.lint import lint_path
 from datamix.llava_json import (
@@ -21,20 +22,6 @@ from datamix.llava_json import (
     read_llava_json,
     tar_members,
 )
-
-SA = "\nAnswer the question using a single word or phrase."
-MC = "\nAnswer with the option's letter from the given choices directly."
-REG = "Please provide a short description for this region: "
-REC = "Please provide the bounding box coordinate of the region this sentence describes: "
-
-
-def h(v: str) -> dict:
-    return {"from": "human", "value": v}
-
-
-def g(v: str) -> dict:
-    return {"from": "gpt", "value": v}
-
 
 COCO = "coco/train2017/000000000001.jpg"
 

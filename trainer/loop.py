@@ -137,7 +137,7 @@ def count_samples(mix: Path) -> int:
     return pq.ParquetFile(Path(mix) / "manifest.parquet").metadata.num_rows
 
 
-def total_steps(cfg: TrainConfig, world: int) -> int:
+def total_steps(cfg: TrainConfig) -> int:
     if cfg.max_steps is not None:
         return cfg.max_steps
     return max(1, math.ceil((cfg.epochs or 1.0) * count_samples(cfg.data.mix) / cfg.global_batch_size))
@@ -303,7 +303,7 @@ def train(
         model.config.use_cache = False
         if not cfg.train_llm:
             model.enable_input_require_grads()
-    steps = total_steps(cfg, world)
+    steps = total_steps(cfg)
     ds_config = deepspeed_config(
         cfg, world, on_gpu=on_gpu, total_steps=steps, hidden_size=model.config.text_config.hidden_size
     )

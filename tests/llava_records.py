@@ -1,0 +1,15 @@
+"""Release-format building blocks shared by the lint and LLaVA-JSON tests: the prompt strings written
+out literally (independent of datamix.formats, so a changed constant there is caught) and turn makers."""
+
+SA = "\nAnswer the question using a single word or phrase."
+MC = "\nAnswer with the option's letter from the given choices directly."
+REG = "Please provide a short description for this region: "
+REC = "Please provide the bounding box coordinate of the region this sentence describes: "
+
+
+def h(v: str) -> dict:
+    return {"from": "human", "value": v}
+
+
+def g(v: str) -> dict:
+    return {"from": "gpt", "value": v}
