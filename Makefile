@@ -78,7 +78,8 @@ bench: $(STAMP) ## Benchmarks (CPU; minutes) -> bench-results.json
 	$(PY) benchmarks/bench_normalize.py --out bench-results.json
 	$(PY) benchmarks/bench_build.py --out bench-results.json
 	$(PY) benchmarks/bench_loader.py --n 1000 --out bench-results.json
-	@$(PY) -c "import json; [print(f\"{r['name']:<34} {r['value']:>10} {r['unit']:<10} x{r['ratio']}\") for r in json.load(open('bench-results.json'))]"
+	$(PY) benchmarks/bench_train_step.py --out bench-results.json
+	@$(PY) -c "import json; [print(f\"{r['name']:<34} {str(r['value']):>10} {r['unit']:<10} x{r['ratio']}\") for r in json.load(open('bench-results.json'))]"
 
 clean: ## Remove demo data, caches and build outputs (keeps .venv)
 	rm -rf $(DEMO_ROOT) runs .pytest_cache .ruff_cache build *.egg-info bench-results.json

@@ -122,6 +122,7 @@ class TrainConfig(_Strict):
     gradient_checkpointing: bool = True
     train_vision_tower: bool = False  # released LLaVA-1.5 code: frozen in both stages
     loss_on_labelled_only: bool = True  # lm_head only where labels are set (exact; ~5x faster on tiny)
+    packing: bool = False  # a micro batch's samples end to end in rows of <= max_length (trainer/packing.py)
 
     logging_steps: int = Field(1, gt=0)
     save_steps: int = Field(1000, gt=0)
@@ -207,6 +208,9 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ValueError(f"{path}: invalid train config:\n{err}") from err
 
 
+_MIN_BUCKET = 4096 * 4096  # elements: hidden^2 of the 7B model
+
+
 def deepspeed_config(
     cfg: TrainConfig,
     world_size: int,
@@ -219,7 +223,9 @@ def deepspeed_config(
 
     Values follow LLaVA `scripts/zero2.json` / `zero3.json`, with their "auto" entries (filled in by
     the HF Trainer there) resolved here: reduce bucket hidden^2, ZeRO-3 prefetch 0.9 hidden^2,
-    persistence threshold 10 hidden (transformers' integration rule). `total_steps` adds DeepSpeed's
+    persistence threshold 10 hidden (transformers' integration rule), with buckets never below 4096^2
+    elements (the 7B value): hidden^2 of a tiny model is a 9K-element bucket, ~1000 collective calls
+    per step, which made tiny CPU steps 2x slower. `total_steps` adds DeepSpeed's
     WarmupCosineLR (linear warmup from 0 over warmup_ratio, cosine to 0, as HF's cosine schedule);
     without it the loop brings its own scheduler. The optimizer is AdamW with `torch_adam` (no CUDA
     JIT build; gpu.md). On CPU precision is fp32 whatever `precision` says ("auto").
@@ -231,8 +237,9 @@ def deepspeed_config(
     zero: dict[str, Any] = {"stage": cfg.zero_stage}
     if cfg.zero_stage >= 2:
         zero.update(overlap_comm=on_gpu, contiguous_gradients=True, sub_group_size=int(1e9))
-    if hidden_size and cfg.zero_stage >= 2:
-        zero["reduce_bucket_size"] = hidden_size * hidden_size
+    bucket = max(hidden_size * hidden_size, _MIN_BUCKET) if hidden_size else None
+    if bucket and cfg.zero_stage >= 2:
+        zero["reduce_bucket_size"] = bucket
     if cfg.zero_stage == 3:
         zero.update(
             stage3_max_live_parameters=int(1e9),
@@ -240,7 +247,7 @@ def deepspeed_config(
             stage3_gather_16bit_weights_on_model_save=True,
         )
         if hidden_size:
-            zero["stage3_prefetch_bucket_size"] = int(0.9 * hidden_size * hidden_size)
+            zero["stage3_prefetch_bucket_size"] = int(0.9 * bucket)
             zero["stage3_param_persistence_threshold"] = 10 * hidden_size
     ds: dict[str, Any] = {
         "train_batch_size": cfg.global_batch_size,

@@ -33,6 +33,7 @@ from trainer.config import TrainConfig, deepspeed_config, dump_config, load_conf
 from trainer.data import ShardLoader, ShardStream, SkipSample
 from trainer.images import ImageProcessor
 from trainer.model import apply_freezing, build_model, labelled_loss, parameter_groups, save_stage1_parts
+from trainer.packing import pack_batch, padding_stats
 from trainer.templates import PAD_TOKEN_ID, EncodeError, EncodeStats, encode, get_template
 
 log = logging.getLogger(__name__)
@@ -275,6 +276,19 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
 
 
+def _micro_batch_loss(model: Any, batch: dict[str, Any], labelled_only: bool) -> torch.Tensor:
+    """Mean next-token loss of a (padded or packed) micro batch."""
+    inputs = {
+        "input_ids": batch["input_ids"],
+        "pixel_values": batch["pixel_values"],
+        "attention_mask": batch["attention_mask"],
+        "position_ids": batch.get("position_ids"),
+    }
+    if labelled_only:
+        return labelled_loss(model, labels=batch["labels"], **inputs)[0]
+    return model(labels=batch["labels"], use_cache=False, **inputs).loss
+
+
 def train(
     cfg: TrainConfig, *, resume: bool = False, stop_after: int | None = None, trace_keys: Path | None = None
 ) -> dict[str, Any]:
@@ -326,6 +340,7 @@ def train(
     losses: list[float] = []
     last_loss = float("nan")
     window_tokens, window_start, window_steps, window_loss = 0, time.perf_counter(), 0, 0.0
+    window_slots = 0
     engine.train()
     trace = open(f"{trace_keys}.rank{rank}", "a", encoding="utf-8") if trace_keys else None
     stop_at = steps if stop_after is None else min(steps, step + stop_after)
@@ -334,16 +349,14 @@ def train(
         while step < stop_at:
             step_loss = 0.0
             for _ in range(accumulation):
-                batch = _to_device(next(batches), device)
+                batch = next(batches)
+                if cfg.packing:
+                    batch = pack_batch(batch, cfg.max_length, PAD_TOKEN_ID)
+                real, slots = padding_stats(batch)
+                batch = _to_device(batch, device)
                 if trace is not None:
                     trace.write("".join(f"{step + 1} {k}\n" for k in batch["keys"]))
-                loss, _n = labelled_loss(
-                    engine.module,
-                    input_ids=batch["input_ids"],
-                    labels=batch["labels"],
-                    pixel_values=batch["pixel_values"],
-                    attention_mask=batch["attention_mask"],
-                )
+                loss = _micro_batch_loss(engine.module, batch, cfg.loss_on_labelled_only)
                 finite = torch.tensor([1.0 if torch.isfinite(loss).item() else 0.0])
                 dist.all_reduce(finite, op=dist.ReduceOp.MIN)
                 if finite.item() == 0.0:
@@ -354,7 +367,8 @@ def train(
                 engine.backward(loss)
                 engine.step()
                 step_loss += loss.item() / accumulation
-                window_tokens += int(batch["attention_mask"].sum())
+                window_tokens += real
+                window_slots += slots
             step += 1
             window_steps += 1
             reduced = torch.tensor([step_loss])
@@ -379,10 +393,12 @@ def train(
                         "tokens_per_s": tokens_per_s,
                         "mfu": None if peak is None else 6 * trainable * tokens_per_s / (peak * world),
                         "seconds_per_step": elapsed / window_steps,
+                        "padding": 1.0 - window_tokens / max(window_slots, 1),  # share of wasted token slots
                         "epoch": loader.epoch,
                     }
                 )
                 window_tokens, window_start, window_steps, window_loss = 0, time.perf_counter(), 0, 0.0
+                window_slots = 0
             if step % cfg.save_steps == 0 and step < stop_at:
                 save_checkpoint(engine, cfg, step, loader, rank)
         save_checkpoint(engine, cfg, step, loader, rank)  # the run's last step (or where it stopped)

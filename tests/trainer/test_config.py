@@ -98,3 +98,13 @@ def test_deepspeed_config_stage2_cpu():
     bf16 = TrainConfig.model_validate({**cfg.model_dump(), "precision": "bf16"})
     with pytest.raises(ValueError, match="CPU"):
         deepspeed_config(bf16, 8, on_gpu=False)
+
+
+def test_deepspeed_buckets_never_below_the_7b_size():
+    # hidden^2 of a tiny model would be a 9K-element bucket: ~1000 collective calls per step
+    cfg = load_config(RECIPES / "tiny_stage2.yaml")
+    assert deepspeed_config(cfg, 1, on_gpu=False, hidden_size=96)["zero_optimization"]["reduce_bucket_size"] == 4096**2
+    cfg13 = load_config(RECIPES / "llava15_13b_stage2.yaml")
+    zero = deepspeed_config(cfg13, 8, on_gpu=True, hidden_size=5120)["zero_optimization"]
+    assert zero["reduce_bucket_size"] == 5120**2 and zero["stage3_prefetch_bucket_size"] == int(0.9 * 5120**2)
+    assert zero["stage3_param_persistence_threshold"] == 51200

@@ -1,5 +1,6 @@
 """The DeepSpeed loop on CPU (gloo): ZeRO-2 and ZeRO-3 learn, two ranks see disjoint samples, a resumed
-run repeats the uninterrupted one exactly, a non-finite loss stops the run and keeps the checkpoint.
+run repeats the uninterrupted one exactly, so do a packed run and a run with the full-logits loss, a
+non-finite loss stops the run and keeps the checkpoint.
 
 Each run is a subprocess (`python -m trainer train`, or torchrun for two ranks): a process holds one
 distributed world.
@@ -33,7 +34,7 @@ def mix(tmp_path_factory) -> Path:
     synth(root, scale="tiny", seed=0)
     normalize(root=root)
     recipe = (REPO / "recipes" / "demo.yaml").read_text().replace("max_samples: 256", "max_samples: 24")
-    recipe = re.sub(r"proportion: [0-9.]+", "choose: all", recipe)  # every tiny sample
+    recipe = re.sub(r"proportion: [0-9.]+|choose: \d+", "choose: all", recipe)  # every tiny sample
     (root / "demo.yaml").write_text(recipe)
     build(root / "demo.yaml", root, out=root / "mix")
     return root / "mix"
@@ -90,9 +91,15 @@ def test_two_ranks_train_on_disjoint_samples(mix, tmp_path):
     assert len(set(seen[0])) == 12 and len(set(seen[1])) == 12
 
 
-def test_resume_repeats_the_uninterrupted_run(mix, tmp_path):
-    straight = tmp_path / "straight"
-    _train(mix, straight, sets=("max_steps=6", "save_steps=3"))
+@pytest.fixture(scope="module")
+def straight(mix, tmp_path_factory) -> Path:
+    """A 6-step run, padded batches, loss on the labelled positions only."""
+    out = tmp_path_factory.mktemp("straight")
+    _train(mix, out, sets=("max_steps=6", "save_steps=3"))
+    return out
+
+
+def test_resume_repeats_the_uninterrupted_run(mix, straight, tmp_path):
     resumed = tmp_path / "resumed"
     first = _train(mix, resumed, "--stop-after", "3", sets=("max_steps=6", "save_steps=3"))
     assert json.loads(first.stdout.strip().splitlines()[-1])["final"] is None
@@ -103,6 +110,19 @@ def test_resume_repeats_the_uninterrupted_run(mix, tmp_path):
     assert len(a) == len(b) == 6
     assert b == pytest.approx(a, rel=1e-5, abs=1e-6)
     assert (resumed / "final" / "model.safetensors").is_file()
+
+
+def test_packed_and_full_logit_runs_repeat_the_padded_run(mix, straight, tmp_path):
+    # same samples per step, packed into fewer rows: the same losses step after step, less padding
+    packed = tmp_path / "packed"
+    _train(mix, packed, sets=("max_steps=6", "save_steps=3", "packing=true"))
+    full = tmp_path / "full"
+    _train(mix, full, sets=("max_steps=6", "save_steps=3", "loss_on_labelled_only=false"))
+    a, b, c = _log(straight), _log(packed), _log(full)
+    assert [r["loss"] for r in b] == pytest.approx([r["loss"] for r in a], rel=1e-4, abs=1e-5)
+    assert [r["loss"] for r in c] == pytest.approx([r["loss"] for r in a], rel=1e-4, abs=1e-5)
+    assert sum(r["padding"] for r in b) < sum(r["padding"] for r in a)
+    assert all(0 <= r["padding"] < 1 for r in a + b)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(mix, tmp_path):
