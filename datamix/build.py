@@ -4,6 +4,10 @@
 A build records everything that made it in summary.json: the resolved recipe and its hash, the
 seed, actual vs expected counts per source, and the sha256 of every raw input file (taken from the
 normalized tables' stats, which hashed them when they were read).
+
+A recipe with `shards: presize` stores presized images (the trainer's padded, resized square,
+re-encoded as JPEG) in the training and the eval shards: a pixel-changing speed trade-off, recorded
+in summary.json (`presize`) and the resolved recipe; see `datamix.shards`.
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ def build(
     result = write_mix(
         target, recipe.name, mix.samples, layout.images, summary=summary,
         max_samples=shards.max_samples or 10_000, max_bytes=shards.max_bytes,
-        jobs=jobs, tokenizer=tokenizer, force=force, on_shard=on_shard,
+        jobs=jobs, tokenizer=tokenizer, presize=shards.presize, force=force, on_shard=on_shard,
     )
     if mix.eval_samples:
         eval_summary = {
@@ -89,7 +93,7 @@ def build(
         result["eval"] = write_mix(
             target / "eval", f"{recipe.name}-eval", mix.eval_samples, layout.images, summary=eval_summary,
             max_samples=shards.max_samples or 10_000, max_bytes=shards.max_bytes, jobs=jobs,
-            tokenizer=tokenizer, force=force,
+            tokenizer=tokenizer, presize=shards.presize, force=force,
         )
     result["out"] = str(target)
     return result

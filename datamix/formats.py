@@ -310,24 +310,32 @@ def format_vqa(
     answer: str = "consensus",
     shuffle_turns: bool = True,
     max_turns: int | None = None,
+    turns_per_conversation: int | None = None,
 ) -> list[Conversation]:
     """VQAv2 / GQA / OK-VQA / OCR-VQA: all QAs of the image in one conversation (PAPER A.2), the
-    short-answer suffix on the first human turn only (sources.md 0.4)."""
+    short-answer suffix on the first human turn only (sources.md 0.4).
+
+    `turns_per_conversation` = N splits the (shuffled, `max_turns`-cut) QAs into consecutive
+    conversations of at most N pairs, each opening with the image and the suffix like the first."""
     if not item.qas:
         raise FormatError(item.key, "no questions")
     qas = _ordered(item.qas, shuffle=shuffle_turns, rng=item_rng(seed, item.source, "turns", item.key))
     if max_turns is not None:
         qas = qas[:max_turns]
-    conv: Conversation = []
-    for i, qa in enumerate(qas):
-        text = pick_answer(qa, answer)
-        if not text:
-            raise FormatError(item.key, f"question {qa.question_id} has no answer")
-        question = qa.question
-        if i == 0:
-            question = IMAGE_TOKEN + "\n" + question + "\n" + SHORT_ANSWER_SUFFIX
-        conv += [turn("human", question), turn("gpt", apply_case(text, answer_case))]
-    return [conv]
+    size = turns_per_conversation or len(qas)
+    out: list[Conversation] = []
+    for start in range(0, len(qas), size):
+        conv: Conversation = []
+        for i, qa in enumerate(qas[start : start + size]):
+            text = pick_answer(qa, answer)
+            if not text:
+                raise FormatError(item.key, f"question {qa.question_id} has no answer")
+            question = qa.question
+            if i == 0:
+                question = IMAGE_TOKEN + "\n" + question + "\n" + SHORT_ANSWER_SUFFIX
+            conv += [turn("human", question), turn("gpt", apply_case(text, answer_case))]
+        out.append(conv)
+    return out
 
 
 def n_rotations(item: MCQItem, augment: str) -> int:
@@ -481,6 +489,7 @@ def format_item(
             answer=spec.answer,
             shuffle_turns=spec.shuffle_turns,
             max_turns=spec.max_turns,
+            turns_per_conversation=spec.turns_per_conversation,
         )
     if isinstance(spec, MCQSpec):
         return format_mcq(
@@ -521,6 +530,10 @@ def count_conversations(item: Item, spec: SourceSpec) -> int:
         return 1 if len(_expect(item, RegionItem).regions) >= need else 0
     if isinstance(spec, RefCOCOSpec):
         return n_chunks(len(_expect(item, RegionItem).regions), spec.max_pairs)
+    if isinstance(spec, VQASpec) and spec.turns_per_conversation is not None:
+        qas = _expect(item, VQAItem).qas
+        n = len(qas) if spec.max_turns is None else min(len(qas), spec.max_turns)
+        return max(1, n_chunks(n, spec.turns_per_conversation))  # no questions: one (failing) conversation
     return 1
 
 

@@ -33,7 +33,9 @@ Every rule has a stable id `<category>/<name>`; `select` / `ignore` take ids or 
 - mix/missing-sample        every manifest row has its `<key>.json` in the shard it names
 - mix/extra-sample          every sample in the shards has exactly one manifest row
 - mix/image-missing         every image row has its `<key>.jpg` in the shard
-- mix/image-hash            sha256 of `<key>.jpg` equals the manifest's `image_sha256`
+- mix/image-hash            sha256 of `<key>.jpg` equals the manifest's `stored_sha256` (the stored
+                            bytes; differs from the original's `image_sha256` in presized mixes),
+                            else its `image_sha256`
 - mix/manifest-mismatch     the sample's json agrees with its row (id, image, source, key, n_turns, shard)
 
 Outputs: `format_text`, `format_json` (`{"violations": [{"index", "id", "rule", "message"}],
@@ -95,7 +97,7 @@ RULES: dict[str, str] = {
     "mix/missing-sample": "every manifest row has its sample in its shard",
     "mix/extra-sample": "every shard sample has exactly one manifest row",
     "mix/image-missing": "every image row has its image bytes in the shard",
-    "mix/image-hash": "image bytes match the manifest's image_sha256",
+    "mix/image-hash": "image bytes match the manifest's stored_sha256 (else image_sha256)",
     "mix/manifest-mismatch": "sample json agrees with its manifest row",
 }
 
@@ -562,8 +564,10 @@ def _read_manifest(manifest: Path, mix_dir: Path) -> tuple[list[str], list[_Row]
     keys = [str(k) for k in col("key")]
     shard_paths: dict[str, Path] = {}
     rows = []
+    stored = col("stored_sha256")  # presized mixes store other bytes than the original's image_sha256
+    shas = [s if s is not None else o for s, o in zip(stored, col("image_sha256"), strict=True)]
     for rid, source, image, sha, n_turns, shard in zip(
-        col("id"), col("source"), col("image"), col("image_sha256"), col("n_turns"), col("shard"), strict=True
+        col("id"), col("source"), col("image"), shas, col("n_turns"), col("shard"), strict=True
     ):
         shard = str(shard)
         if shard not in shard_paths:

@@ -11,9 +11,9 @@ Which options a source accepts depends on its kind (one spec class per source be
 file, the dotted field path and the offending value. Defaults are filled in at validation time, so a
 validated `Recipe` (and its hash, `recipe_hash`) spells out every choice the build makes.
 
-Public API: `Recipe`, `SourceSpec` and its per-source subclasses, `ShardSpec`, `RecipeError`,
-`load_recipe(name_or_path)`, `parse_recipe(data, file=...)`, `recipe_hash(recipe)`, `recipe_dir()`,
-`available_recipes()`, `SOURCE_NAMES`, `SOURCE_KINDS`, `SPEC_TYPES`.
+Public API: `Recipe`, `SourceSpec` and its per-source subclasses, `ShardSpec`, `PresizeSpec`,
+`RecipeError`, `load_recipe(name_or_path)`, `parse_recipe(data, file=...)`, `recipe_hash(recipe)`,
+`recipe_dir()`, `available_recipes()`, `SOURCE_NAMES`, `SOURCE_KINDS`, `SPEC_TYPES`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -170,13 +171,18 @@ class VQASpec(SourceSpec):
     - `answer`: `consensus` = the dataset's main answer (VQAv2 `multiple_choice_answer`, GQA `answer`);
       `most_common` = most frequent annotator answer, ties by first occurrence.
     - `shuffle_turns`: questions sorted by question id, then shuffled with (seed, source, "turns", item).
-    - `max_turns`: keep at most this many QA pairs per conversation (`null`: all).
+    - `max_turns`: keep at most this many QA pairs per image (`null`: all).
+    - `turns_per_conversation`: split an image's QA pairs into conversations of at most this many,
+      each opening with the image and the suffix (`null`: one conversation per image, as released).
+      With 1, no answer can be read off an earlier turn of the same conversation ("Which shape is
+      red? Circle." then "What color is the circle?"), and every question has the suffix.
     """
 
     answer_case: Literal["capitalize_first", "as_is"] = "capitalize_first"
     answer: Literal["consensus", "most_common"] = "consensus"
     shuffle_turns: bool = True
     max_turns: PositiveInt | None = None
+    turns_per_conversation: PositiveInt | None = None
 
 
 class OKVQASpec(VQASpec):
@@ -262,12 +268,35 @@ def _parse_size(value: Any) -> Any:
     return value
 
 
+class PresizeSpec(_Strict):
+    """Opt-in "presized images" (`shards: presize: {size: 336, quality: 95}`): each image is stored as
+    the trainer's own padded, resized `size` x `size` square (`trainer.images.ImageProcessor.square`:
+    decode, RGB, pad with the CLIP mean colour, bicubic resize), re-encoded as a baseline JPEG with
+    `quality` and chroma `subsampling`. The loader then decodes a small square and skips padding and
+    resizing. It CHANGES PIXELS (one more JPEG generation), so it is a trade-off a recipe states;
+    `size` must be the model's image size (the trainer resizes any other size again)."""
+
+    size: Annotated[int, Field(ge=1, le=4096)] = 336
+    quality: Annotated[int, Field(ge=1, le=100)] = 95
+    subsampling: Literal["4:4:4", "4:2:2", "4:2:0"] = "4:4:4"
+
+
 class ShardSpec(_Strict):
     """Shard size targets: a shard closes at `max_samples` samples or `max_bytes` bytes, whichever first
-    (`max_bytes` accepts `"512MB"`, `"1GiB"`); at least one must be set."""
+    (`max_bytes` accepts `"512MB"`, `"1GiB"`, and counts the source image files); at least one must be
+    set. `presize` (off by default; see `PresizeSpec`) stores presized images instead of the originals.
+    Left out of the canonical dump when off, so recipes without it keep their hash."""
 
     max_samples: PositiveInt | None = 10_000
     max_bytes: PositiveInt | None = None
+    presize: PresizeSpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_presize_when_off(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("presize", True) is None:
+            del data["presize"]
+        return data
 
     @field_validator("max_bytes", mode="before")
     @classmethod
@@ -372,6 +401,28 @@ class Recipe(_Strict):
         if errors:
             raise ValidationError.from_exception_data(info.field_name or "recipe", errors)
         return value
+
+    @model_validator(mode="after")
+    def _presize_needs_padded_boxes(self) -> Recipe:
+        """Presized images are padded squares: boxes in the `original` frame would not match them."""
+        if self.shards.presize is None:
+            return self
+        errors: list[InitErrorDetails] = [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "presize_box_frame",
+                    "box_frame 'original' cannot be combined with shards.presize: the stored images are "
+                    "padded squares, so boxes must be in the padded_square frame (or drop shards.presize)",
+                ),
+                loc=("sources", name, "box_frame"),
+                input=spec.box_frame,
+            )
+            for name, spec in self.sources.items()
+            if isinstance(spec, RegionSpec) and spec.box_frame == "original"
+        ]
+        if errors:
+            raise ValidationError.from_exception_data("recipe", errors)
+        return self
 
     # convenience ---------------------------------------------------------------------------------
 
@@ -544,6 +595,8 @@ def _known_options(data: Any, path: list[Any]) -> str:
         return f" (accepted: {', '.join(Recipe.model_fields)})"
     if len(path) == 2 and path[0] == "shards":
         return f" (accepted: {', '.join(ShardSpec.model_fields)})"
+    if len(path) == 3 and path[:2] == ["shards", "presize"]:
+        return f" (accepted: {', '.join(PresizeSpec.model_fields)})"
     return ""
 
 

@@ -24,7 +24,7 @@ from datamix.formats import (
     reg_answer,
     strip_image_token,
 )
-from datamix.recipe import SPEC_TYPES
+from datamix.recipe import SPEC_TYPES, VQASpec
 from datamix.schema import (
     QA,
     CaptionItem,
@@ -183,6 +183,17 @@ def test_vqa_suffix_first_turn_only_sorted_and_capitalised():
     ]
     as_is = format_vqa(item, seed=0, shuffle_turns=False, answer_case="as_is", max_turns=2)[0]
     assert as_is == [h("<image>\nIs it raining?" + SUFFIX), g("no"), h("What color is the bus?"), g("red")]
+    # one conversation per question (or per 2): each opens with the image and the suffix
+    assert format_vqa(item, seed=0, shuffle_turns=False, turns_per_conversation=2) == [
+        [h("<image>\nIs it raining?" + SUFFIX), g("No"), h("What color is the bus?"), g("Red")],
+        [h("<image>\nHow many people?" + SUFFIX), g("3")],
+    ]
+    singles = format_vqa(item, seed=0, shuffle_turns=False, max_turns=2, turns_per_conversation=1)
+    assert singles == [[h("<image>\nIs it raining?" + SUFFIX), g("No")], [h("<image>\nWhat color is the bus?" + SUFFIX), g("Red")]]
+    spec = VQASpec(choose="all", max_turns=2, turns_per_conversation=1)
+    assert count_conversations(item, spec) == 2 == len(format_item(item, spec, seed=0))
+    assert count_conversations(item, VQASpec(choose="all", turns_per_conversation=2)) == 2
+    assert count_conversations(item, VQASpec(choose="all")) == 1
 
 
 def test_vqa_shuffle_is_seeded():

@@ -233,3 +233,16 @@ def test_missing_or_wrong_table(root, tmp_path):
     pq.write_table(items_table([vqa("vg", 0)], Kind.VQA), tmp_path / "normalized" / "vg.parquet")
     with pytest.raises(MixError, match="not a region table"):
         plan(recipe({"vg": {"choose": "all"}}), tmp_path)
+
+
+def test_vqa_turns_per_conversation_counts_every_question(root):
+    # 3 questions per image: one conversation each, or 2 + 1 with max_turns capping first
+    r = recipe({"vqav2": {"choose": "all", "turns_per_conversation": 1}}, eval_split={"vqav2": 5})
+    p = plan(r, root)
+    assert p.sources["vqav2"].available == 3 * (N_VQA - 5)
+    mix = build_samples(r, root)
+    assert len(mix.samples) == 3 * (N_VQA - 5) and len(mix.eval_samples) == 15
+    assert all(len(s.conversations) == 2 and s.conversations[0]["value"].startswith("<image>\n") for s in mix.samples)
+    assert not {s.item_key for s in mix.eval_samples} & {s.item_key for s in mix.samples}
+    capped = plan(recipe({"gqa": {"choose": "all", "turns_per_conversation": 2, "max_turns": 3}}), root)
+    assert capped.sources["gqa"].available == 2 * N_VQA

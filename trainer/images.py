@@ -33,6 +33,10 @@ JPEG draft mode (`draft=True`, off by default) lets libjpeg decode at 1/2, 1/4 o
 padded square stays at least `size` pixels wide. It changes pixels (DCT scaling instead of the
 bicubic filter on the full image), so it is an explicit speed/exactness trade-off; it does nothing
 for images whose long side is under 2 x size (COCO's 640 px at 336).
+
+Presized shards (datamix recipe `shards: presize`, another opt-in pixel trade-off) hold
+`ImageProcessor.square` re-encoded as JPEG at build time: decode is then of a small square, and
+padding and resizing are skipped (`resize_padded` returns a `size` x `size` image as is).
 """
 
 from __future__ import annotations
@@ -150,10 +154,15 @@ def resize_padded(im: Image.Image, size: int, fill: tuple[int, int, int] = PAD_C
     the original (`im.resize((size, h))`, a horizontal-only call since the height is unchanged)
     between copies of the horizontal pass of one constant row. The vertical pass is then Pillow's
     own vertical-only call on that intermediate (`resize((size, size))` of a `size`-wide image).
-    Portrait and square images take the plain path."""
+    Portrait and square images take the plain path; an image that is already `size` x `size` (a
+    presized one, datamix `shards: presize`) is returned as is: padding does nothing to a square and
+    Pillow's resize to the same size is a copy, as it is in CLIPImageProcessor (whose centre crop of
+    a `size` square is the identity too), so the pixels are the reference's."""
     w, h = im.size
     if im.mode != "RGB":
         raise ValueError(f"resize_padded expects RGB, got {im.mode}")
+    if w == h == size:
+        return im
     if w <= h:
         return expand2square(im, fill).resize((size, size), Image.Resampling.BICUBIC)
     s, top = w, (w - h) // 2
@@ -249,11 +258,19 @@ class ImageProcessor:
 
     def __call__(self, data: bytes) -> np.ndarray:
         """Raises ImageError for unusable bytes."""
+        return self._chw(self.square(data))
+
+    def square(self, data: bytes) -> Image.Image:
+        """bytes -> the padded, resized RGB `size` x `size` image: exactly the uint8 pixels that
+        `output="uint8"` returns (as a PIL image). datamix's presized builds store it re-encoded.
+        Raises ImageError for unusable bytes."""
         im = decode(data, max_pixels=self.max_pixels, alpha=self.alpha, draft_size=self.size if self.draft else None)
-        return self.process_rgb(im)
+        return resize_padded(im, self.size, self.pad_color)
 
     def process_rgb(self, im: Image.Image) -> np.ndarray:
-        resized = resize_padded(im, self.size, self.pad_color)
+        return self._chw(resize_padded(im, self.size, self.pad_color))
+
+    def _chw(self, resized: Image.Image) -> np.ndarray:
         hwc = np.asarray(resized)
         if self.output == "uint8":
             return np.ascontiguousarray(hwc.transpose(2, 0, 1))

@@ -115,7 +115,20 @@ class Transform:
         return {"input_ids": ids, "labels": labels}
 
 
+def check_presize(mix: Path | str, image_size: int) -> None:
+    """A mix built with `shards: presize` stores squares of one size: refuse a model of another size
+    (the images would be resized a second time, silently)."""
+    summary = Path(mix) / "summary.json"
+    presize = json.loads(summary.read_text()).get("presize") if summary.is_file() else None
+    if presize and int(presize.get("size", image_size)) != image_size:
+        raise ValueError(
+            f"{mix}: images were presized to {presize['size']} px at build time but model.image_size is "
+            f"{image_size}; rebuild the mix with shards.presize.size: {image_size} or without presize"
+        )
+
+
 def make_loader(cfg: TrainConfig, tokenizer: Any, rank: int, world: int) -> tuple[ShardLoader, Transform]:
+    check_presize(cfg.data.mix, cfg.model.image_size)
     transform = Transform(tokenizer, cfg)
     stream = ShardStream(
         cfg.data.mix,

@@ -108,3 +108,15 @@ def test_deepspeed_buckets_never_below_the_7b_size():
     zero = deepspeed_config(cfg13, 8, on_gpu=True, hidden_size=5120)["zero_optimization"]
     assert zero["reduce_bucket_size"] == 5120**2 and zero["stage3_prefetch_bucket_size"] == int(0.9 * 5120**2)
     assert zero["stage3_param_persistence_threshold"] == 51200
+
+
+def test_a_mix_presized_to_another_size_is_refused(tmp_path):
+    from trainer.loop import check_presize
+
+    (tmp_path / "summary.json").write_text('{"presize": {"size": 336, "quality": 95}}')
+    check_presize(tmp_path, 336)
+    with pytest.raises(ValueError, match="presized to 336 px at build time but model.image_size is 112"):
+        check_presize(tmp_path, 112)
+    (tmp_path / "summary.json").write_text('{"presize": null}')
+    check_presize(tmp_path, 112)
+    check_presize(tmp_path / "nowhere", 112)
