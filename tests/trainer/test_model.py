@@ -35,7 +35,7 @@ def test_tiny_model_layout(stage2):
     cfg, model, tok = stage2
     c = model.config
     assert c.image_token_index == 32000 and c.pad_token_id == 32001
-    assert c.projector_hidden_act == "gelu" and c.vision_feature_layer == -2
+    assert c.projector_hidden_act == "gelu" and c.vision_feature_layer == cfg.model.vision_feature_layer == -1
     assert c.vision_feature_select_strategy == "default" and c.image_seq_length == 64
     assert model.get_input_embeddings().weight.shape[0] == 32064
     assert model.lm_head.weight.shape[0] == 32064 and c.text_config.vocab_size == 32064
