@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tarfile
 from pathlib import Path
 
@@ -39,9 +38,8 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def _recipe(tmp_path: Path, max_samples: int = 16) -> Path:
-    text = (Path(__file__).parents[1] / "recipes" / "demo.yaml").read_text()
+    text = (Path(__file__).parent / "fixtures" / "recipes" / "every_source.yaml").read_text()
     text = text.replace("max_samples: 256", f"max_samples: {max_samples}")
-    text = re.sub(r"choose: \d+", "choose: all", text)  # the tiny synth data has fewer samples per source
     path = tmp_path / "demo.yaml"
     path.write_text(text)
     return path
@@ -96,12 +94,12 @@ def test_killed_build_resumes_without_duplicates_or_holes(tiny_root, tmp_path, m
     with pytest.raises(KeyboardInterrupt):
         build(recipe, tiny_root, out=tmp_path / "run")
     finished = sorted(p.name for p in (tmp_path / "run" / "shards").glob("*.tar"))
-    assert finished == [f"demo-{i:06d}.tar" for i in range(2)]
+    assert finished == [f"every_source-{i:06d}.tar" for i in range(2)]
     assert not (tmp_path / "run" / "manifest.parquet").exists()
     monkeypatch.setattr(shards_mod, "write_shard", real)
     resumed = build(recipe, tiny_root, out=tmp_path / "run")
     assert resumed["shards_resumed"] == 2
-    (tmp_path / "run" / "shards" / "demo-000002.tar.tmp-999").unlink()
+    (tmp_path / "run" / "shards" / "every_source-000002.tar.tmp-999").unlink()
     assert _digest(tmp_path / "run") == _digest(tmp_path / "ref")
     assert resumed["samples"] == ref["samples"]
 

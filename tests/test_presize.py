@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -343,8 +342,7 @@ def test_build_with_presize_recipe_records_it(tmp_path):
     root = tmp_path / "root"
     synth(root, scale="tiny", seed=0)
     assert not [r for r in normalize_sources(root=root) if "error" in r]
-    text = (Path(__file__).parents[1] / "recipes" / "demo.yaml").read_text()
-    text = re.sub(r"choose: \d+", "choose: all", text)
+    text = (Path(__file__).parent / "fixtures" / "recipes" / "every_source.yaml").read_text()
     text = text.replace("max_samples: 256", "max_samples: 64\n  presize: {size: 32, quality: 90}")
     recipe = tmp_path / "demo.yaml"
     recipe.write_text(text)

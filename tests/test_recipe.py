@@ -85,7 +85,9 @@ def test_llava15_665k_defaults():
     pre = load_recipe("llava15_pretrain_558k")
     assert pre.stage == 1 and pre.sources["llava_pretrain"].image_placement == "raw"
     demo = load_recipe("demo")
-    assert set(demo.sources) == set(SOURCE_NAMES) - {"llava_pretrain"}
+    assert set(demo.sources) == {"vqav2", "gqa"}  # the shape-colour task's sources
+    every = load_recipe(Path(__file__).parent / "fixtures" / "recipes" / "every_source.yaml")
+    assert set(every.sources) == set(SOURCE_NAMES) - {"llava_pretrain"}
     assert demo.eval_split == {"gqa": 0.1, "vqav2": 0.1}
 
 

@@ -49,9 +49,7 @@ def demo_mix(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("report-root")
     synth(root, scale="tiny", seed=0)
     assert not [r for r in normalize(root=root) if "error" in r]
-    # the demo recipe with every source taken whole (the shipped one weights sources for training)
-    recipe = (Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml").read_text()
-    recipe = re.sub(r"proportion: [0-9.]+|choose: \d+", "choose: all", recipe)
+    recipe = (Path(__file__).resolve().parent / "fixtures" / "recipes" / "every_source.yaml").read_text()
     (root / "demo.yaml").write_text(recipe)
     build(root / "demo.yaml", root, out=root / "mix")
     return root / "mix"
