@@ -530,11 +530,18 @@ def count_conversations(item: Item, spec: SourceSpec) -> int:
         return 1 if len(_expect(item, RegionItem).regions) >= need else 0
     if isinstance(spec, RefCOCOSpec):
         return n_chunks(len(_expect(item, RegionItem).regions), spec.max_pairs)
-    if isinstance(spec, VQASpec) and spec.turns_per_conversation is not None:
-        qas = _expect(item, VQAItem).qas
-        n = len(qas) if spec.max_turns is None else min(len(qas), spec.max_turns)
-        return max(1, n_chunks(n, spec.turns_per_conversation))  # no questions: one (failing) conversation
+    if isinstance(spec, VQASpec):
+        return n_vqa_conversations(len(_expect(item, VQAItem).qas), spec)
     return 1
+
+
+def n_vqa_conversations(n_qas: int, spec: VQASpec) -> int:
+    """Conversations `format_vqa` gives for an image with `n_qas` questions under `spec`; an image
+    without questions counts as one (its formatting fails and is reported)."""
+    if spec.turns_per_conversation is None:
+        return 1
+    n = n_qas if spec.max_turns is None else min(n_qas, spec.max_turns)
+    return max(1, n_chunks(n, spec.turns_per_conversation))
 
 
 def _expect(item: Item, cls: type) -> Any:

@@ -41,7 +41,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datamix.formats import Conversation, TokenCounter, count_conversations, format_item, item_rng
+from datamix.formats import (
+    Conversation,
+    TokenCounter,
+    count_conversations,
+    format_item,
+    item_rng,
+    n_vqa_conversations,
+)
 from datamix.paths import Layout
 from datamix.recipe import SOURCE_KINDS, Recipe, RefCOCOSpec, SourceSpec, VGSpec, VQASpec, recipe_hash
 from datamix.schema import Item, Kind, item_from_row, read_items
@@ -289,9 +296,7 @@ def _conversation_counts(path: Path, source: str, spec: SourceSpec) -> array:
             return array("q", (-(-n // spec.max_pairs) for n in lengths))
     if kind is Kind.VQA and isinstance(spec, VQASpec) and spec.turns_per_conversation is not None:
         lengths = pc.list_value_length(pq.read_table(path, columns=[payload]).column(payload))
-        per, cap = spec.turns_per_conversation, spec.max_turns
-        # as formats.count_conversations: an item without questions is one (failing) conversation
-        return array("q", (max(1, -(-min(n, cap or n) // per)) for n in pc.fill_null(lengths, 0).to_pylist()))
+        return array("q", (n_vqa_conversations(n, spec) for n in pc.fill_null(lengths, 0).to_pylist()))
     if kind is Kind.MCQ:
         return array("q", (count_conversations(item, spec) for item in read_items(path)))
     return array("q", [1]) * pq.ParquetFile(path).metadata.num_rows

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-IGNORE_INDEX = -100
+from trainer.templates import IGNORE_INDEX
 
 
 def plan_rows(lengths: list[int], max_length: int) -> list[list[int]]:
