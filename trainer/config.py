@@ -121,6 +121,7 @@ class TrainConfig(_Strict):
     zero_stage: Literal[0, 1, 2, 3] = 2
     gradient_checkpointing: bool = True
     train_vision_tower: bool = False  # released LLaVA-1.5 code: frozen in both stages
+    train_llm: bool = False  # default: stage 2 only (training.md); a tiny random LLM may learn in stage 1 too
     loss_on_labelled_only: bool = True  # lm_head only where labels are set (exact; ~5x faster on tiny)
     packing: bool = False  # a micro batch's samples end to end in rows of <= max_length (trainer/packing.py)
 
@@ -131,6 +132,14 @@ class TrainConfig(_Strict):
     tensorboard: bool = False
     seed: int = 42
     output_dir: Path
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_train_llm(cls, data: Any) -> Any:
+        """Stage 1 trains the projector only; stage 2 the projector and the LLM (training.md)."""
+        if isinstance(data, dict) and data.get("train_llm") is None:
+            data = {**data, "train_llm": data.get("stage") == 2}
+        return data
 
     @model_validator(mode="after")
     def _checks(self) -> TrainConfig:
@@ -148,11 +157,6 @@ class TrainConfig(_Strict):
     @property
     def image_seq_length(self) -> int:
         return self.model.image_seq_length
-
-    @property
-    def train_llm(self) -> bool:
-        """Stage 1 trains the projector only; stage 2 the projector and the LLM (training.md)."""
-        return self.stage == 2
 
     def gradient_accumulation_steps(self, world_size: int) -> int:
         return gradient_accumulation(self.global_batch_size, self.per_device_batch_size, world_size)

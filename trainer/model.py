@@ -207,14 +207,15 @@ def parameter_groups(model: Any, cfg: TrainConfig) -> list[dict[str, Any]]:
 
 
 def save_stage1_parts(model: Any, out_dir: str | Path) -> Path:
-    """Write what stage 2 starts from (`stage1.safetensors`): the projector and, when it trained,
-    the vision tower (the tiny recipes train it). Full-precision copies of the model's own names."""
+    """Write what stage 2 starts from (`stage1.safetensors`): the projector and every other part that
+    trained (the tiny recipes train the tower and the LLM too). Full-precision copies of the model's
+    own names."""
     from safetensors.torch import save_file
 
     state = {
         n: p.detach().to("cpu").contiguous().clone()
         for n, p in model.named_parameters()
-        if _part(n) == "projector" or (_part(n) == "vision_tower" and p.requires_grad)
+        if _part(n) == "projector" or p.requires_grad
     }
     path = Path(out_dir) / STAGE1_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,10 +234,12 @@ _LLAVA_ORIGINAL_NAMES = {  # original LLaVA mm_projector.bin -> transformers nam
 
 
 def load_stage1_parts(model: Any, source: str | Path) -> list[str]:
-    """Load stage 1's projector (required) and vision tower (when present) into `model`.
+    """Load stage 1's projector (required) and, when stage 1 trained them, its vision tower and LLM.
 
     `source`: a folder holding `stage1.safetensors` or a Hugging Face LLaVA folder
     (`model.safetensors` / sharded), or a file: `.safetensors`, or the original LLaVA `mm_projector.bin`.
+    Only a `stage1.safetensors` file hands over an LLM; from a LLaVA folder the projector and tower are
+    read, and stage 2's LLM stays the one its config names.
     """
     state = _read_parts(Path(source))
     own = dict(model.named_parameters())
@@ -245,7 +248,7 @@ def load_stage1_parts(model: Any, source: str | Path) -> list[str]:
         name = _LLAVA_ORIGINAL_NAMES.get(name, name)
         if name.startswith("multi_modal_projector.") or name.startswith("vision_tower."):
             name = "model." + name
-        if _part_or_none(name) not in ("projector", "vision_tower") or name not in own:
+        if _part_or_none(name) is None or name not in own:
             continue
         target = own[name]
         if target.shape != tensor.shape:
@@ -282,9 +285,10 @@ def _read_parts(source: Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"{source}: no {STAGE1_FILE} or model*.safetensors")
     if source.suffix == ".safetensors":
         out = {}
+        everything = source.name == STAGE1_FILE  # our own stage-1 file holds only what stage 1 trained
         with safe_open(str(source), framework="pt") as f:
             for k in f.keys():
-                if "multi_modal_projector" in k or "vision_tower" in k or "mm_projector" in k:
+                if everything or "multi_modal_projector" in k or "vision_tower" in k or "mm_projector" in k:
                     out[k] = f.get_tensor(k)
         return out
     return torch.load(str(source), map_location="cpu", weights_only=True)

@@ -43,7 +43,7 @@ def test_tiny_recipes():
         assert cfg.model.preset == "tiny" and cfg.model.image_size == 112 and cfg.image_seq_length == 64
         assert cfg.model.tiny.vision_layers == 3 and cfg.model.tiny.vision_hidden_size == 96
         assert cfg.model.tiny.llm_layers == 3 and cfg.model.tiny.llm_hidden_size == 96
-        assert cfg.train_vision_tower == (name == "tiny_stage2") and cfg.per_device_batch_size == 16
+        assert cfg.train_vision_tower and cfg.train_llm and cfg.per_device_batch_size == 16
         assert cfg.resolved_precision(on_gpu=False) == "fp32"
 
 
@@ -59,6 +59,8 @@ def test_extra_keys_and_bad_values_are_refused(tmp_path):
         load_config(RECIPES / "tiny_stage1.yaml", ["model.llm=x"])
     with pytest.raises(ValueError, match="pretrained_projector is for stage 2"):
         load_config(RECIPES / "tiny_stage1.yaml", ["pretrained_projector=somewhere"])
+    assert not load_config(RECIPES / "tiny_stage1.yaml", ["train_llm=false"]).train_llm
+    assert not load_config(RECIPES / "tiny_stage2.yaml", ["train_llm=false"]).train_llm
     cfg = load_config(RECIPES / "tiny_stage2.yaml", ["max_steps=7", "model.tiny.llm_layers=1"])
     assert cfg.max_steps == 7 and cfg.model.tiny.llm_layers == 1
 

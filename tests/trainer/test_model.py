@@ -56,7 +56,7 @@ def test_build_is_deterministic(stage2):
 
 def test_freezing_per_stage(stage2):
     cfg, model, _ = stage2
-    s1 = load_config(RECIPES / "tiny_stage1.yaml", ["train_vision_tower=false", *SMALL])
+    s1 = load_config(RECIPES / "tiny_stage1.yaml", ["train_vision_tower=false", "train_llm=false", *SMALL])  # as LLaVA
     counts = apply_freezing(model, s1)
     assert counts["projector"] > 0 and counts["llm"] == 0 and counts["vision_tower"] == 0
     assert not model.lm_head.weight.requires_grad and model.model.multi_modal_projector.linear_1.weight.requires_grad
@@ -73,7 +73,7 @@ def test_freezing_per_stage(stage2):
 
 def test_stage1_projector_goes_into_stage2(stage2, tmp_path):
     cfg, _, _ = stage2
-    s1cfg = load_config(RECIPES / "tiny_stage1.yaml", [*SMALL, "model.tiny.init_seed=7", "train_vision_tower=true"])
+    s1cfg = load_config(RECIPES / "tiny_stage1.yaml", [*SMALL, "model.tiny.init_seed=7", "train_llm=false"])
     s1, _ = build_model(s1cfg)
     path = save_stage1_parts(s1, tmp_path / "s1")
     assert path.name == "stage1.safetensors"
@@ -85,6 +85,17 @@ def test_stage1_projector_goes_into_stage2(stage2, tmp_path):
     t1, t2 = s1.model.vision_tower.state_dict(), s2.model.vision_tower.state_dict()
     assert all(torch.equal(t1[k], t2[k]) for k in t1)
     assert not torch.equal(s1.lm_head.weight, s2.lm_head.weight)
+    # ...unless stage 1 trained the LLM (train_llm: a tiny random LLM learns in stage 1 too)
+    s1cfg = load_config(RECIPES / "tiny_stage1.yaml", [*SMALL, "model.tiny.init_seed=7", "train_vision_tower=false"])
+    assert s1cfg.train_llm and not s1cfg.train_vision_tower
+    s1l, _ = build_model(s1cfg)
+    assert s1l.lm_head.weight.requires_grad and not s1l.model.vision_tower.embeddings.patch_embedding.weight.requires_grad
+    save_stage1_parts(s1l, tmp_path / "s1llm")
+    s2l, _ = build_model(load_config(RECIPES / "tiny_stage2.yaml", [f"pretrained_projector={tmp_path / 's1llm'}", *SMALL]))
+    l1, l2 = s1l.model.language_model.state_dict(), s2l.model.language_model.state_dict()
+    assert all(torch.equal(l1[k], l2[k]) for k in l1) and torch.equal(s1l.lm_head.weight, s2l.lm_head.weight)
+    t1, t2 = s1l.model.vision_tower.state_dict(), s2l.model.vision_tower.state_dict()
+    assert not all(torch.equal(t1[k], t2[k]) for k in t1)  # a frozen stage-1 tower is not handed over
     # the original LLaVA mm_projector.bin naming is understood too
     orig = {
         "model.mm_projector.0.weight": a.linear_1.weight.detach() * 2,
