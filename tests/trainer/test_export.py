@@ -131,3 +131,26 @@ def test_export_command_from_state_dict(exported, tmp_path):
     # an exported (HF) folder re-exports as is
     assert main(["export", "--checkpoint", str(tmp_path / "hf"), "--out", str(tmp_path / "hf2")]) == 0
     assert (tmp_path / "hf2" / "model.safetensors").exists()
+
+
+def test_where_it_looks_reads_an_export(exported):
+    """examples/where_it_looks.py: accuracy by shape count and attention shares of the answer position."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "where_it_looks.py"
+    spec = importlib.util.spec_from_file_location("where_it_looks", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    _, tok, out = exported
+    for kind in ("circle", "square", "triangle"):
+        ids = tok(f"What color is the {kind}?", add_special_tokens=False)["input_ids"]
+        word = mod._word_ids(tok, kind)
+        assert tok.decode(word).strip() == kind and mod._positions(ids, word)[-1] == len(ids) - 2
+    res = mod.look(str(out), n=6)
+    assert res["n"] == 6 and set(res["accuracy_by_shapes"]) <= {1, 2, 3}
+    for k, acc in res["accuracy_by_shapes"].items():
+        assert 0 <= acc <= res["present_by_shapes"][k] <= 1
+    image, word = res["attention"]["image"], res["attention"]["shape_word"]
+    assert len(image) == len(word) == 1 and len(image[0]) == 4  # SMALL: 1 LLM layer of 4 heads
+    assert all(0 <= a <= 1 and 0 <= b <= 1 and a + b <= 1.001 for a, b in zip(image[0], word[0], strict=True))
