@@ -288,10 +288,15 @@ def _read_parts(source: Path) -> dict[str, torch.Tensor]:
         everything = source.name == STAGE1_FILE  # our own stage-1 file holds only what stage 1 trained
         with safe_open(str(source), framework="pt") as f:
             for k in f.keys():
-                if everything or "multi_modal_projector" in k or "vision_tower" in k or "mm_projector" in k:
+                if everything or _projector_or_tower(k):
                     out[k] = f.get_tensor(k)
         return out
-    return torch.load(str(source), map_location="cpu", weights_only=True)
+    state = torch.load(str(source), map_location="cpu", weights_only=True)
+    return {k: v for k, v in state.items() if _projector_or_tower(k)}
+
+
+def _projector_or_tower(key: str) -> bool:
+    return "multi_modal_projector" in key or "vision_tower" in key or "mm_projector" in key
 
 
 # --------------------------------------------------------------------------------------------
