@@ -11,31 +11,42 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 import torch
 from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-from datamix.synth import color_question, render_scene
+from datamix.synth import Shape, color_question, render_scene
 
 SUFFIX = "\nAnswer the question using a single word or phrase."
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def fresh_question(processor: Any, i: int, seed: int = 0) -> tuple[Any, list[Shape], Shape, str, str]:
+    """Scene i of `seed`, the demo question about one of its shapes, and the processor's inputs for it:
+    `(inputs, shapes, shape, question, answer)`."""
+    image, shapes = render_scene(seed * 100_000 + i)
+    shape = shapes[i % len(shapes)]
+    question, answer = color_question(shape)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question + SUFFIX}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    return processor(images=image, text=prompt, return_tensors="pt"), shapes, shape, question, answer
+
+
+def parse_args(doc: str | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("export", help="an exported Hugging Face folder")
     ap.add_argument("--n", type=int, default=60, help="fresh scenes")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def main() -> None:
+    args = parse_args(__doc__)
     processor = AutoProcessor.from_pretrained(args.export)
     model = LlavaForConditionalGeneration.from_pretrained(args.export).eval()
     right, shown = 0, []
     for i in range(args.n):
-        image, shapes = render_scene(args.seed * 100_000 + i)
-        question, answer = color_question(shapes[i % len(shapes)])
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question + SUFFIX}]}]
-        prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
-        inputs = processor(images=image, text=prompt, return_tensors="pt")
+        inputs, _, _, question, answer = fresh_question(processor, i, args.seed)
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=6, do_sample=False)
         said = processor.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()

@@ -18,17 +18,13 @@ processor's chat template and prints one JSON line:
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import defaultdict
 from typing import Any
 
 import torch
+from ask_fresh_shapes import fresh_question, parse_args  # examples/, beside this script
 from transformers import AutoProcessor, LlavaForConditionalGeneration
-
-from datamix.synth import color_question, render_scene
-
-SUFFIX = "\nAnswer the question using a single word or phrase."
 
 
 def _word_ids(tokenizer: Any, word: str) -> list[int]:
@@ -54,12 +50,7 @@ def look(export: str, n: int = 60, seed: int = 0) -> dict[str, Any]:
     present: dict[int, list[int]] = defaultdict(list)
     share_image = share_word = None
     for i in range(n):
-        image, shapes = render_scene(seed * 100_000 + i)
-        shape = shapes[i % len(shapes)]
-        question, answer = color_question(shape)
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question + SUFFIX}]}]
-        prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
-        inputs = processor(images=image, text=prompt, return_tensors="pt")
+        inputs, shapes, shape, _, answer = fresh_question(processor, i, seed)
         ids = inputs["input_ids"][0].tolist()
         word_pos = _positions(ids, _word_ids(tokenizer, shape.kind))
         image_pos = [j for j, t in enumerate(ids) if t == image_id]
@@ -89,11 +80,7 @@ def _rounded(t: torch.Tensor) -> list[list[float]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("export", help="an exported Hugging Face folder")
-    ap.add_argument("--n", type=int, default=60, help="fresh scenes")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = parse_args(__doc__)
     print(json.dumps(look(args.export, args.n, args.seed)))
 
 

@@ -133,11 +133,13 @@ def test_export_command_from_state_dict(exported, tmp_path):
     assert (tmp_path / "hf2" / "model.safetensors").exists()
 
 
-def test_where_it_looks_reads_an_export(exported):
+def test_where_it_looks_reads_an_export(exported, monkeypatch):
     """examples/where_it_looks.py: accuracy by shape count and attention shares of the answer position."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[2] / "examples" / "where_it_looks.py"
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    monkeypatch.syspath_prepend(str(examples))  # as when run as a script: it imports ask_fresh_shapes
+    path = examples / "where_it_looks.py"
     spec = importlib.util.spec_from_file_location("where_it_looks", path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
