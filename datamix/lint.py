@@ -53,7 +53,7 @@ import logging
 import re
 import tarfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,11 @@ CATEGORIES = tuple(sorted({rule.split("/", 1)[0] for rule in RULES}))
 SUFFIXES: dict[str, str] = {"short-answer": SHORT_ANSWER, "option-letter": MC_LETTER}
 
 NEAR_MISS_RATIO = 0.85
+
+#: What `lint_path(on_record=...)` is given in place of a record whose JSON does not decode.
+UNREADABLE: Any = object()
+#: `on_record(where, record)`: where = "<shard>:<member>" for a mix, "<file>:<index>" for a JSON file.
+RecordVisitor = Callable[[str, Any], None]
 _PROGRESS_EVERY = 100_000
 
 
@@ -500,9 +505,13 @@ def lint_path(
     select: Iterable[str] | None = None,
     ignore: Iterable[str] | None = None,
     images_root: Path | str | None = None,
+    on_record: RecordVisitor | None = None,
 ) -> LintReport:
     """Lint a LLaVA-format JSON file, a mix folder or a mix's manifest.parquet.
 
+    `on_record`, when given, sees every record as it is linted (in a mix: the first json of each
+    manifest row, `UNREADABLE` where it is not valid JSON), so that a caller needing one more pass
+    over the records (the report's prompt counts) does not read the shards again.
     Raises `LintInputError` when the input cannot be read (missing path, not JSON, not an array,
     unreadable manifest or shard) or a rule name is unknown.
     """
@@ -515,18 +524,20 @@ def lint_path(
         manifest = path / "manifest.parquet"
         if not manifest.is_file():
             raise LintInputError(f"{path}: a folder to lint must hold manifest.parquet (a built mix)")
-        return _lint_mix(path, manifest, _Linter(rules, root))
+        return _lint_mix(path, manifest, _Linter(rules, root), on_record)
     if not path.is_file():
         raise LintInputError(f"{path}: no such file or folder")
     if path.suffix == ".parquet":
-        return _lint_mix(path.parent, path, _Linter(rules, root))
-    return _lint_json(path, _Linter(rules, root))
+        return _lint_mix(path.parent, path, _Linter(rules, root), on_record)
+    return _lint_json(path, _Linter(rules, root), on_record)
 
 
-def _lint_json(path: Path, linter: _Linter) -> LintReport:
+def _lint_json(path: Path, linter: _Linter, on_record: RecordVisitor | None = None) -> LintReport:
     checked = 0
     try:
         for index, record in iter_json_array(path):
+            if on_record is not None:
+                on_record(f"{path.name}:{index}", record)
             linter.check(index, record)
             checked += 1
             if checked % _PROGRESS_EVERY == 0:
@@ -604,7 +615,7 @@ def _iter_shard(shard: Path) -> Iterator[tuple[str, str, bytes]]:
         raise LintInputError(f"{shard}: unreadable tar shard: {e}") from None
 
 
-def _lint_mix(mix_dir: Path, manifest: Path, linter: _Linter) -> LintReport:
+def _lint_mix(mix_dir: Path, manifest: Path, linter: _Linter, on_record: RecordVisitor | None = None) -> LintReport:
     keys, rows = _read_manifest(manifest, mix_dir)
     row_of: dict[str, int] = {}
     for i, key in enumerate(keys):
@@ -653,7 +664,11 @@ def _lint_mix(mix_dir: Path, manifest: Path, linter: _Linter) -> LintReport:
                     linter.emit(
                         i, row.id, "structure/record", f"{shard.name}: {key}.json is not valid JSON: {e}"
                     )
+                    if on_record is not None:
+                        on_record(f"{shard.name}:{key}.json", UNREADABLE)
                     continue
+                if on_record is not None:
+                    on_record(f"{shard.name}:{key}.json", record)
                 _compare_row(linter, i, key, row, shard, record)
                 linter.check(i, record)
             elif ext == "jpg":

@@ -27,6 +27,7 @@ software metadata). Plots need matplotlib (the `report` extra); without it `Repo
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import importlib.util
 import io
@@ -50,6 +51,7 @@ from PIL import Image, ImageDraw
 from datamix import __version__
 from datamix.fileio import atomic_path
 from datamix.formats import IMAGE_TOKEN, KNOWN_PROMPTS, derive_seed
+from datamix.lint import UNREADABLE, LintInputError, lint_path
 from datamix.llava_json import REGION_REC, REGION_REG, SOURCES, ShardReader, resolve_shard, tar_members
 
 log = logging.getLogger(__name__)
@@ -286,17 +288,21 @@ def scan_prompts(mix_dir: Path, shards: Iterable[str]) -> _PromptStats:
                     try:
                         record = decoder.decode(f.read(size))
                     except msgspec.DecodeError:
-                        stats.unreadable.append(f"{shard}:{name}")
-                        continue
-                    if not isinstance(record, dict):
-                        stats.unreadable.append(f"{shard}:{name}")
-                        continue
-                    _count(stats, record)
+                        record = UNREADABLE
+                    _visit(stats, f"{shard}:{name}", record)
         except (OSError, tarfile.TarError, EOFError) as e:
             log.warning("%s: cannot read shard (%s); its prompts are not counted", path, e)
             stats.unreadable.append(shard)
         log.debug("prompts: %s scanned, %d records so far", shard, stats.records)
     return stats
+
+
+def _visit(stats: _PromptStats, where: str, record: Any) -> None:
+    """Count one sample record's prompts (a `lint_path` record visitor); note it when unreadable."""
+    if record is UNREADABLE or not isinstance(record, dict):
+        stats.unreadable.append(where)
+    else:
+        _count(stats, record)
 
 
 def _count(stats: _PromptStats, record: dict[str, Any]) -> None:
@@ -877,8 +883,6 @@ def render_report(
     """The report of a mix as an HTML string, and a few figures about it (samples, sources, shown,
     violations, tokens). Raises `ReportError` when the folder is not a readable mix or matplotlib is
     missing."""
-    from datamix.lint import LintInputError, lint_path
-
     _require_matplotlib()
     if per_source < 0:
         raise ReportError(f"--per-source must be >= 0, got {per_source}")
@@ -892,14 +896,14 @@ def render_report(
     rows = _per_source(df, summary, sources, max_tokens)
     composition, has_tokens = _composition(df, rows, sources, max_tokens)
 
-    shards = sorted(set(df["shard"].to_list()))
-    stats = scan_prompts(mix_dir, shards)
-    log.info("report: prompts counted over %d samples", stats.records)
-    try:
-        lint: Any = lint_path(mix_dir)
+    stats = _PromptStats()
+    try:  # one pass over the shards: lint hands every record it reads to the prompt counts
+        lint: Any = lint_path(mix_dir, on_record=functools.partial(_visit, stats))
     except LintInputError as e:
         log.warning("lint could not run: %s", e)
         lint = str(e)
+        stats = scan_prompts(mix_dir, sorted(set(df["shard"].to_list())))  # what can still be read
+    log.info("report: prompts counted over %d samples", stats.records)
     violations = [] if isinstance(lint, str) else list(lint.violations)
     near_miss = len({v.index for v in violations if v.rule == "prompt/near-miss"})
     notes: dict[int, list[str]] = defaultdict(list)

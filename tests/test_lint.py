@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from datamix.cli import lint_command, run_lint
 from datamix.lint import (
     RULES,
+    UNREADABLE,
     LintInputError,
     LintReport,
     Violation,
@@ -627,6 +628,29 @@ def test_mix_folder_sample_disagreeing_with_manifest(tmp_path):
     [v] = lint_path(mix).violations
     assert (v.index, v.rule) == (0, "mix/manifest-mismatch")
     assert v.message == "vqav2-0: id '999' != manifest '000000123456'"
+
+
+def test_on_record_sees_each_manifest_record_once(tmp_path):
+    mix = build_mix(tmp_path / "mix", SAMPLES)
+    _rewrite_shard(mix / "shards/test-000001.tar", replace={"gqa-0.json": b"{"}, add=[("stray-0.json", b'{"id": "s"}')])
+    seen: list[tuple[str, object]] = []
+    report = lint_path(mix, on_record=lambda where, record: seen.append((where, record)))
+    assert [where for where, _ in seen] == [
+        "test-000000.tar:vqav2-0.json",
+        "test-000000.tar:sharegpt-0.json",
+        "test-000001.tar:gqa-0.json",
+        "test-000001.tar:aokvqa-0.json",
+        "test-000002.tar:vg-0.json",
+    ]  # the stray sample has no manifest row: linted as extra, not visited
+    assert seen[2][1] is UNREADABLE
+    assert seen[0][1]["id"] == "000000123456" and seen[4][1]["id"] == "2345678"
+    assert [v.rule for v in report.violations] == ["structure/record", "mix/extra-sample"]
+    records = [dict(r) for r in RELEASE.values()][:2]
+    json_file = tmp_path / "two.json"
+    json_file.write_text(json.dumps(records))
+    seen.clear()
+    lint_path(json_file, on_record=lambda where, record: seen.append((where, record)))
+    assert seen == [("two.json:0", records[0]), ("two.json:1", records[1])]
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])

@@ -345,3 +345,34 @@ def test_headless_chromium_loads_the_report(demo_report, tmp_path):
     assert colors is not None and len(colors) > 100  # text, tables and plots, not a blank page
     white = max(colors)[0] / (im.width * im.height)
     assert white < 0.97
+
+
+def test_prompt_counts_come_from_the_lint_pass(demo_mix, monkeypatch):
+    import functools
+
+    import datamix.report as report
+    from datamix.lint import lint_path
+
+    shards = sorted(set(pl.read_parquet(demo_mix / "manifest.parquet")["shard"].to_list()))
+    alone = report.scan_prompts(demo_mix, shards)
+    via_lint = report._PromptStats()
+    lint_path(demo_mix, on_record=functools.partial(report._visit, via_lint))
+    assert via_lint == alone and alone.records == pl.read_parquet(demo_mix / "manifest.parquet").height
+    assert sum(alone.samples[KNOWN_PROMPTS[0]].values()) > 0
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the shards were read a second time")
+
+    monkeypatch.setattr(report, "scan_prompts", no_second_pass)
+    page, info = render_report(demo_mix, per_source=1)
+    assert info["samples"] == alone.records and "Clean: " in page
+
+
+def test_prompts_still_counted_when_lint_cannot_read_a_shard(demo_mix, tmp_path):
+    mix = tmp_path / "mix"
+    shutil.copytree(demo_mix, mix)
+    shards = sorted((mix / "shards").glob("*.tar"))
+    shards[-1].write_bytes(b"not a tar" * 100)
+    page, info = render_report(mix, per_source=1)
+    assert "lint: n/a" in page and "unreadable tar shard" in page
+    assert '<p class="note bad">1 shard members could not be read' in page  # the fallback pass counted the rest
