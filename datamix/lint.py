@@ -112,6 +112,7 @@ NEAR_MISS_RATIO = 0.85
 UNREADABLE: Any = object()
 #: `on_record(where, record)`: where = "<shard>:<member>" for a mix, "<file>:<index>" for a JSON file.
 RecordVisitor = Callable[[str, Any], None]
+
 _PROGRESS_EVERY = 100_000
 
 
