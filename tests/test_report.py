@@ -5,6 +5,7 @@ headless browser load with no console message and a non-blank screenshot."""
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -20,8 +21,10 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+import datamix.report as report
 from datamix.build import build, import_llava
 from datamix.formats import KNOWN_PROMPTS, REG_PROMPT, box_text
+from datamix.lint import lint_path
 from datamix.normalize import normalize
 from datamix.report import (
     BOX_COLORS,
@@ -348,11 +351,6 @@ def test_headless_chromium_loads_the_report(demo_report, tmp_path):
 
 
 def test_prompt_counts_come_from_the_lint_pass(demo_mix, monkeypatch):
-    import functools
-
-    import datamix.report as report
-    from datamix.lint import lint_path
-
     shards = sorted(set(pl.read_parquet(demo_mix / "manifest.parquet")["shard"].to_list()))
     alone = report.scan_prompts(demo_mix, shards)
     via_lint = report._PromptStats()
