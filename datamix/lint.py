@@ -665,11 +665,11 @@ def _lint_mix(mix_dir: Path, manifest: Path, linter: _Linter, on_record: RecordV
                     linter.emit(
                         i, row.id, "structure/record", f"{shard.name}: {key}.json is not valid JSON: {e}"
                     )
-                    if on_record is not None:
-                        on_record(f"{shard.name}:{key}.json", UNREADABLE)
-                    continue
+                    record = UNREADABLE
                 if on_record is not None:
                     on_record(f"{shard.name}:{key}.json", record)
+                if record is UNREADABLE:
+                    continue
                 _compare_row(linter, i, key, row, shard, record)
                 linter.check(i, record)
             elif ext == "jpg":
