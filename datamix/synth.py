@@ -367,8 +367,17 @@ def _vqa_qas(rng: random.Random, scene: Scene) -> list[tuple[str, str, str, str,
     qas.append((f"Is there a {kind}?", "yes" if present else "no", "is there a", "yes/no", ("yes", "no")))
     s = rng.choice(shapes)
     qas.append((f"What shape is {s.color}?", s.kind, "what", "other", SHAPES))
+    for s in shapes:
+        a, b = _choices(rng, s.kind, SHAPES)
+        qas.append((f"Which is {s.color}, the {a} or the {b}?", s.kind, "which", "other", SHAPES))
     rng.shuffle(qas)
     return qas
+
+
+def _choices(rng: random.Random, answer: str, domain: Sequence[str]) -> tuple[str, str]:
+    """The two options of a choice question: the answer and another value of `domain`, in random order."""
+    a, b = rng.sample([answer, rng.choice([d for d in domain if d != answer])], 2)
+    return a, b
 
 
 def _ten(rng: random.Random, answer: str, domain: Sequence[str]) -> list[tuple[str, str]]:
@@ -769,6 +778,26 @@ def _gqa_questions(rng: random.Random, scene: Scene) -> list[dict[str, Any]]:
             "annotations": {"answer": {}, "question": {"2": objs[s]}, "fullAnswer": {"2": objs[s]}},
         }
     )
+    for s in scene.shapes:
+        a, b = _choices(rng, s.kind, SHAPES)
+        out.append(
+            {
+                "question": f"Which is {s.color}, the {a} or the {b}?",
+                "answer": s.kind,
+                "fullAnswer": f"The {s.kind} is {s.color}.",
+                "groups": {"global": None, "local": f"12-{a}_{b}"},
+                "types": {"structural": "choose", "semantic": "obj", "detailed": "chooseObj"},
+                "semantic": [
+                    {"operation": "select", "dependencies": [], "argument": f"shape ({objs[s]})"},
+                    {"operation": f"filter color: {s.color}", "dependencies": [0], "argument": s.color},
+                    {"operation": f"choose name: {a}|{b}", "dependencies": [1], "argument": f"{a}|{b}"},
+                ],
+                "semanticStr": (
+                    f"select: shape ({objs[s]})->filter color: {s.color} [0]->choose name: {a}|{b} [1]"
+                ),
+                "annotations": {"answer": {"0": objs[s]}, "question": {}, "fullAnswer": {"1": objs[s]}},
+            }
+        )
     s = rng.choice(scene.shapes)
     out.append(
         {
@@ -804,7 +833,7 @@ def _synth_gqa(world: _World, n: int, vg_ids: list[int]) -> int:
     image_ids += prefixed
     ghost = f"{rng.randint(2_420_000, 2_499_999)}"  # in the questions, not on disk
     entries: list[tuple[str, dict[str, Any]]] = []
-    qids = rng.sample(range(1_000_000, 99_999_999), 6 * (n + 1) + 10)
+    qids = rng.sample(range(1_000_000, 99_999_999), 9 * (n + 1) + 10)
     q_iter = iter(qids)
     for image_id in [*image_ids, ghost]:
         scene = world.scene("vg", image_id, f"{GQA_DIR}/{image_id}.jpg" if image_id != ghost else None)

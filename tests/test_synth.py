@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import pickletools
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -257,6 +258,42 @@ def test_vqa_answers_agree_with_pixels(world) -> None:
             assert int(answer) == len(colors), (question, colors)
             checked += 1
     assert checked >= 20
+
+
+def test_choice_questions_offer_the_answer_and_one_other_shape(world) -> None:
+    """VQAv2 and GQA ask, for every shape, which of two shapes has its colour (the answer and
+    another kind, in either order), so a model learns to read the shape words of a question."""
+    root, _ = world
+    choice = re.compile(r"^Which is (\w+), the (\w+) or the (\w+)\?$")
+    q = _raw(root, "vqav2", "v2_OpenEnded_mscoco_train2014_questions.json")["questions"]
+    a = {
+        x["question_id"]: x["multiple_choice_answer"]
+        for x in _raw(root, "vqav2", "v2_mscoco_train2014_annotations.json")["annotations"]
+    }
+    per_image: Counter[int] = Counter()
+    colours: dict[int, set[str]] = {}
+    for question in q:
+        m = choice.match(question.get("question", ""))
+        if m is None:
+            if question.get("question", "").startswith("What color is the"):
+                colours.setdefault(question["image_id"], set()).add(a[question["question_id"]])
+            continue
+        colour, first, second = m.groups()
+        assert first != second and {first, second} <= set(SHAPES)
+        assert a[question["question_id"]] in (first, second)
+        colours.setdefault(question["image_id"], set())
+        per_image[question["image_id"]] += 1
+    assert per_image and all(per_image[i] == len(colours[i]) for i in per_image)
+
+    gqa = _raw(root, "gqa", "train_balanced_questions.json")
+    chosen = [  # (one planted record's question is a number)
+        v for v in gqa.values() if v.get("types", {}).get("structural") == "choose" and isinstance(v["question"], str)
+    ]
+    assert chosen
+    for v in chosen:
+        m = choice.match(v["question"])
+        assert m is not None and v["answer"] in m.groups()[1:]
+        assert v["semanticStr"].endswith(f"choose name: {m.group(2)}|{m.group(3)} [1]")
 
 
 def test_region_boxes_agree_with_pixels(world) -> None:

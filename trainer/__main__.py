@@ -148,6 +148,7 @@ COMMANDS: dict[str, tuple[object, str]] = {
     "tokens": (Tokens, "tokenize a LLaVA-format JSON file: input_ids + labels per record"),
     "eval": ("trainer.evaluate", "exact-match accuracy on a held-out mix, with and without the image"),
     "export": (Export, "export a checkpoint to a Hugging Face folder"),
+    "clip": ("trainer.clip", "tiny preset: CLIP-pretrain the vision tower on a caption mix (the stage-1 mix)"),
 }
 
 

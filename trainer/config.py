@@ -55,7 +55,8 @@ class ModelConfig(_Strict):
     """What to assemble: the `tiny` preset, or a CLIP vision tower + a Llama LLM (local folders or hub ids)."""
 
     preset: Literal["tiny"] | None = None
-    vision_tower: str | None = None  # e.g. openai/clip-vit-large-patch14-336 or a local folder
+    vision_tower: str | None = None  # e.g. openai/clip-vit-large-patch14-336 or a local folder; tiny:
+    # optional, a folder from `python -m trainer clip` (a CLIP-pretrained tiny tower)
     llm: str | None = None  # e.g. lmsys/vicuna-7b-v1.5 or a local folder
     tokenizer: str | None = None  # default: the LLM's folder; tiny: trainer/assets LLaMA vocabulary
     image_size: int = Field(336, gt=0)  # must equal the vision tower's; tiny: 112
@@ -70,8 +71,8 @@ class ModelConfig(_Strict):
     def _source(self) -> ModelConfig:
         if self.preset is None and not (self.vision_tower and self.llm):
             raise ValueError("model: give `preset: tiny`, or both `vision_tower` and `llm`")
-        if self.preset is not None and (self.vision_tower or self.llm):
-            raise ValueError("model: `preset` excludes `vision_tower`/`llm`")
+        if self.preset is not None and self.llm:
+            raise ValueError("model: `preset` excludes `llm` (`vision_tower` may name a pretrained tiny tower)")
         if self.image_size % self.patch_size:
             raise ValueError(f"model: image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         return self

@@ -112,6 +112,8 @@ def build_model(
             torch.manual_seed(mcfg.tiny.init_seed)
             model = LlavaForConditionalGeneration(config)
             _resize_embeddings(model, tokenizer)
+        if mcfg.vision_tower:
+            _load_tiny_tower(model, vision_cfg, mcfg.vision_tower)
     else:
         model, tokenizer = _assemble_pretrained(mcfg, dtype)
         with torch.random.fork_rng(devices=[]):
@@ -124,6 +126,18 @@ def build_model(
             load_stage1_parts(model, cfg.pretrained_projector)
         apply_freezing(model, cfg)
     return model, tokenizer
+
+
+def _load_tiny_tower(model: Any, expected: Any, source: str) -> None:
+    """Replace the tiny preset's random tower with a pretrained one (`python -m trainer clip`)."""
+    from transformers import CLIPVisionModel
+
+    tower = CLIPVisionModel.from_pretrained(source)
+    keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size")
+    diff = {k: (getattr(tower.config, k), getattr(expected, k)) for k in keys if getattr(tower.config, k) != getattr(expected, k)}
+    if diff:
+        raise ValueError(f"model.vision_tower {source}: (its value, the tiny config's) differ: {diff}")
+    model.model.vision_tower.load_state_dict(tower.state_dict())
 
 
 def _assemble_pretrained(mcfg: ModelConfig, dtype: torch.dtype | None) -> tuple[Any, Any]:
