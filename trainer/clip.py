@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from trainer.config import TrainConfig, load_config
 from trainer.data import ShardLoader, ShardStream, SkipSample
 from trainer.images import ImageProcessor
-from trainer.loop import _batches_forever, check_presize
+from trainer.loop import batches_forever, check_presize
 from trainer.model import tiny_configs
 from trainer.templates import PAD_TOKEN_ID, load_tokenizer
 
@@ -137,7 +137,7 @@ def pretrain(cfg: TrainConfig, out: Path, *, steps: int, batch_size: int, lr: fl
         drop_last=True,
     )
     loader = ShardLoader(stream, num_workers=0)
-    batches = _batches_forever(loader)
+    batches = batches_forever(loader)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
     warm = max(1, math.ceil(0.03 * steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(

@@ -157,7 +157,7 @@ def total_steps(cfg: TrainConfig) -> int:
     return max(1, math.ceil((cfg.epochs or 1.0) * count_samples(cfg.data.mix) / cfg.global_batch_size))
 
 
-def _batches_forever(loader: ShardLoader):
+def batches_forever(loader: ShardLoader):
     """Micro batches across epoch boundaries; an epoch that yields nothing at all is an error."""
     while True:
         got = False
@@ -349,7 +349,7 @@ def train(
         )
     metrics = MetricsLog(cfg, rank, resume)
     peak = peak_flops()
-    batches = _batches_forever(loader)
+    batches = batches_forever(loader)
     losses: list[float] = []
     last_loss = float("nan")
     window_tokens, window_start, window_steps, window_loss = 0, time.perf_counter(), 0, 0.0
