@@ -10,9 +10,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from datamix.build import build  # noqa: E402
-from datamix.normalize import normalize  # noqa: E402
-from datamix.synth import synth  # noqa: E402
 from trainer.clip import BOS_ID, EOS_ID, CaptionTransform, build_clip, clip_loss, pretrain  # noqa: E402
 from trainer.config import load_config  # noqa: E402
 from trainer.data import SkipSample, collate  # noqa: E402
@@ -25,14 +22,8 @@ SMALL = ["model.tiny.llm_layers=1", "model.tiny.vision_layers=1", "data.shuffle_
 
 
 @pytest.fixture(scope="module")
-def mix(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("clip")
-    synth(root, scale="tiny", seed=0)
-    normalize(root=root)
-    recipe = (REPO / "tests" / "fixtures" / "recipes" / "every_source.yaml").read_text()
-    (root / "r.yaml").write_text(recipe.replace("max_samples: 256", "max_samples: 24"))
-    build(root / "r.yaml", root, out=root / "mix")
-    return root / "mix"
+def mix(every_source_mix) -> Path:
+    return every_source_mix
 
 
 @pytest.fixture(scope="module")

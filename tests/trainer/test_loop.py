@@ -19,24 +19,14 @@ import pytest
 
 pytest.importorskip("deepspeed")
 
-from datamix.build import build  # noqa: E402
-from datamix.normalize import normalize  # noqa: E402
-from datamix.synth import synth  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "recipes" / "train" / "tiny_stage2.yaml"
 
 
 @pytest.fixture(scope="module")
-def mix(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("loop")
-    synth(root, scale="tiny", seed=0)
-    normalize(root=root)
-    recipe = (REPO / "tests" / "fixtures" / "recipes" / "every_source.yaml").read_text()
-    recipe = recipe.replace("max_samples: 256", "max_samples: 24")
-    (root / "demo.yaml").write_text(recipe)
-    build(root / "demo.yaml", root, out=root / "mix")
-    return root / "mix"
+def mix(every_source_mix) -> Path:
+    return every_source_mix
 
 
 def _train(mix: Path, out: Path, *extra: str, sets: tuple[str, ...] = (), check: bool = True, torchrun: int = 0):

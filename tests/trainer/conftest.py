@@ -1,0 +1,25 @@
+"""Shared trainer fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def every_source_mix(tmp_path_factory) -> Path:
+    """A mix of every source of the tiny synthetic data, in shards of 24 samples (built once)."""
+    from datamix.build import build
+    from datamix.normalize import normalize
+    from datamix.synth import synth
+
+    root = tmp_path_factory.mktemp("every_source")
+    synth(root, scale="tiny", seed=0)
+    normalize(root=root)
+    recipe = (REPO / "tests" / "fixtures" / "recipes" / "every_source.yaml").read_text()
+    (root / "demo.yaml").write_text(recipe.replace("max_samples: 256", "max_samples: 24"))
+    build(root / "demo.yaml", root, out=root / "mix")
+    return root / "mix"
