@@ -32,7 +32,7 @@ CONVERSATIONS = [  # (conversation, has_image): long and short, with and without
 
 @pytest.fixture(scope="module", params=["sdpa", "eager"])
 def model_and_batch(request):
-    cfg = load_config(RECIPES / "tiny_stage2.yaml", ["pretrained_projector=null", f"model.attn_implementation={request.param}", *SMALL])
+    cfg = load_config(RECIPES / "tiny_stage2.yaml", ["pretrained_projector=null", "train_vision_tower=true", f"model.attn_implementation={request.param}", *SMALL])
     model, tok = build_model(cfg)
     model.eval()
     g = torch.Generator().manual_seed(0)
