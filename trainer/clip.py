@@ -99,8 +99,9 @@ def clip_loss(model: Any, batch: dict[str, Any]) -> torch.Tensor:
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
 
-def save_vision_tower(model: Any, out: Path) -> Path:
-    """The CLIP's vision tower as a `CLIPVisionModel` folder, written to a temp folder and renamed."""
+def save_vision_tower(model: Any, out: Path, summary: dict[str, Any]) -> Path:
+    """The CLIP's vision tower as a `CLIPVisionModel` folder with `clip_pretrain.json` (`summary`),
+    written to a temp folder and renamed, so a folder at `out` is always complete."""
     from transformers import CLIPVisionModel
 
     tower = CLIPVisionModel(model.config.vision_config)
@@ -108,6 +109,7 @@ def save_vision_tower(model: Any, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tower.save_pretrained(tmp)
+    (tmp / "clip_pretrain.json").write_text(json.dumps(summary, indent=2) + "\n")
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
@@ -162,7 +164,6 @@ def pretrain(cfg: TrainConfig, out: Path, *, steps: int, batch_size: int, lr: fl
         if step % every == 0 or step == steps:
             recent = losses[-every:]
             log.info("clip step %d/%d loss %.4f (%.1fs)", step, steps, sum(recent) / len(recent), time.perf_counter() - t0)
-    save_vision_tower(model, out)
     summary = {
         "out": str(out),
         "steps": steps,
@@ -172,7 +173,7 @@ def pretrain(cfg: TrainConfig, out: Path, *, steps: int, batch_size: int, lr: fl
         "skipped": {k: v for k, v in loader.skipped.items() if v},
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    (out / "clip_pretrain.json").write_text(json.dumps(summary, indent=2) + "\n")
+    save_vision_tower(model, out, summary)
     return summary
 
 
