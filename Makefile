@@ -8,8 +8,10 @@ PIP := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 DEMO_ROOT ?= demo-data
 JOBS ?= 2
-# make demo: steps of CLIP pretraining of the tiny tower (batches of 64 captioned images)
+# make demo: steps of CLIP pretraining of the tiny tower (batches of 64 captioned images); its hard
+# negatives swap the synthetic palette's colour names within a caption
 CLIP_STEPS ?= 600
+CLIP_SWAP = $$($(PY) -c 'from datamix.synth import COLORS; print(",".join(COLORS))')
 # training (make stage1 stage2): MODEL=7b|13b|tiny, NGPUS, MIX / MIX1 (stage-1 mix), OUT, extra ARGS
 MODEL ?= 7b
 NGPUS ?= 1
@@ -58,7 +60,7 @@ demo-data: $(STAMP) ## Synthetic raw data -> normalize -> build the demo mix and
 demo: demo-data ## Everything end to end on CPU: data, tiny stage 1 + 2, export, eval (ends with a JSON line)
 	rm -rf $(DEMO_ROOT)/runs $(DEMO_ROOT)/export
 	$(PY) -m trainer clip --config recipes/train/tiny_stage1.yaml --set data.mix=$(DEMO_ROOT)/mixes/llava15_pretrain_558k \
-		--out $(DEMO_ROOT)/runs/tiny_clip --steps $(CLIP_STEPS) --batch-size 64
+		--out $(DEMO_ROOT)/runs/tiny_clip --steps $(CLIP_STEPS) --batch-size 64 --swap-words "$(CLIP_SWAP)"
 	$(PY) -m trainer train --config recipes/train/tiny_stage1.yaml --set data.mix=$(DEMO_ROOT)/mixes/llava15_pretrain_558k \
 		--set model.vision_tower=$(DEMO_ROOT)/runs/tiny_clip --set output_dir=$(DEMO_ROOT)/runs/tiny_stage1
 	$(PY) -m trainer train --config recipes/train/tiny_stage2.yaml --set data.mix=$(DEMO_ROOT)/mixes/demo \

@@ -10,8 +10,19 @@ vision tower is saved as a `CLIPVisionModel` folder; `model.vision_tower: <folde
 `preset: tiny` makes the train configs start from it.
 
 Text tower input: BOS + caption tokens (the first answer turn of each record, truncated) + EOS; its
-feature is the EOS position's hidden state (CLIP's pooling), projected. Image feature: CLIP's pooled
-CLS, projected. Samples without an image or without a caption are skipped and counted.
+feature is the EOS position's hidden state (CLIP's pooling), projected. Image feature: the mean of the
+patch tokens of the layer LLaVA reads (`model.vision_feature_layer`, CLS dropped), through the
+tower's post-layernorm and projection. CLIP itself pools the last layer's CLS, but then nothing
+trains the patch tokens LLaVA feeds the LLM: measured on fresh synth scenes (600 steps, batches of
+64), a probe on the frozen patch tokens read colour-of-shape at 0.65 with CLS pooling and 0.86 with
+patch pooling plus the negatives below (label-trained tower: 0.90).
+
+Hard negatives (`swap_words`, as NegCLIP, Yuksekgonul et al. 2023): a batch of random captions is
+told apart by which colours and which shapes it names, so the contrastive loss never needs to know
+which colour belongs to which shape. For every caption naming two or more distinct swap words, the
+same caption with those words rotated ("a red circle and a blue square" -> "a blue circle and a red
+square") is added as an extra wrong caption of its image. Samples without an image or without a
+caption are skipped and counted.
 """
 
 from __future__ import annotations
@@ -20,9 +31,11 @@ import argparse
 import json
 import logging
 import math
+import re
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +60,14 @@ BOS_ID, EOS_ID = 1, 2
 class CaptionTransform:
     """record -> {"input_ids": BOS + caption tokens + EOS} (caption = the record's first answer turn)."""
 
-    def __init__(self, tokenizer: Any, max_tokens: int):
+    def __init__(self, tokenizer: Any, max_tokens: int, swap_words: Sequence[str] = ()):
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
+        self.swap_words = frozenset(swap_words)
+
+    def encode(self, caption: str) -> list[int]:
+        ids = self.tokenizer(caption, add_special_tokens=False).input_ids[: self.max_tokens - 2]
+        return [BOS_ID, *ids, EOS_ID]
 
     def __call__(self, record: dict[str, Any], image: torch.Tensor | None) -> dict[str, Any]:
         if image is None:
@@ -59,8 +77,22 @@ class CaptionTransform:
         )
         if not isinstance(caption, str) or not caption.strip():
             raise SkipSample("no caption")
-        ids = self.tokenizer(caption.strip(), add_special_tokens=False).input_ids[: self.max_tokens - 2]
-        return {"input_ids": [BOS_ID, *ids, EOS_ID]}
+        caption = caption.strip()
+        swapped = swap_words(caption, self.swap_words) if self.swap_words else None
+        return {"input_ids": self.encode(caption), "negative_ids": self.encode(swapped) if swapped else None}
+
+
+def swap_words(caption: str, words: frozenset[str] | set[str]) -> str | None:
+    """`caption` with its words from `words` rotated by one place (each takes the next one's word);
+    None when fewer than two distinct such words occur (no different caption can be made)."""
+    parts = re.split(r"(\w+)", caption)
+    at = [i for i, w in enumerate(parts) if w in words]
+    found = [parts[i] for i in at]
+    if len(set(found)) < 2:
+        return None
+    for i, w in zip(at, found[1:] + found[:1], strict=True):
+        parts[i] = w
+    return "".join(parts)
 
 
 def build_clip(cfg: TrainConfig, vocab_size: int, max_tokens: int) -> Any:
@@ -81,22 +113,47 @@ def build_clip(cfg: TrainConfig, vocab_size: int, max_tokens: int) -> Any:
         eos_token_id=EOS_ID,
         hidden_act="quick_gelu",
     )
-    config = CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=vision.hidden_size)
+    config = CLIPConfig(
+        text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=vision.hidden_size
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.model.tiny.init_seed)
         return CLIPModel(config)
 
 
-def clip_loss(model: Any, batch: dict[str, Any]) -> torch.Tensor:
-    """Symmetric InfoNCE over the batch (each image's caption against every other caption)."""
-    image = model.visual_projection(model.vision_model(pixel_values=batch["pixel_values"]).pooler_output)
-    mask = batch["attention_mask"]
-    hidden = model.text_model(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
+def image_features(model: Any, pixel_values: torch.Tensor, feature_layer: int) -> torch.Tensor:
+    """Mean of the patch tokens (CLS dropped) of hidden layer `feature_layer`, post-layernorm, projected."""
+    hidden = model.vision_model(pixel_values=pixel_values, output_hidden_states=True).hidden_states[
+        feature_layer
+    ]
+    return model.visual_projection(model.vision_model.post_layernorm(hidden[:, 1:].mean(1)))
+
+
+def text_features(model: Any, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    hidden = model.text_model(input_ids=input_ids, attention_mask=mask).last_hidden_state
     last = mask.sum(1) - 1  # the EOS of each row (rows are right-padded)
-    text = model.text_projection(hidden[torch.arange(hidden.shape[0]), last])
-    logits = model.logit_scale.exp() * F.normalize(image, dim=-1) @ F.normalize(text, dim=-1).T
+    return model.text_projection(hidden[torch.arange(hidden.shape[0]), last])
+
+
+def clip_loss(model: Any, batch: dict[str, Any], feature_layer: int = -1) -> torch.Tensor:
+    """Symmetric InfoNCE over the batch (each image's caption against every other caption); an
+    image's hard negatives (`negative_ids`) join the captions it is scored against."""
+    image = F.normalize(image_features(model, batch["pixel_values"], feature_layer), dim=-1)
+    text = F.normalize(text_features(model, batch["input_ids"], batch["attention_mask"]), dim=-1)
+    scale = model.logit_scale.exp()
+    logits = scale * image @ text.T
     target = torch.arange(logits.shape[0])
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    per_image = logits
+    negatives = [n for n in batch.get("negative_ids") or () if n is not None]
+    if negatives:
+        ids = torch.full((len(negatives), max(map(len, negatives))), PAD_TOKEN_ID, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, n in enumerate(negatives):
+            ids[i, : len(n)] = torch.as_tensor(n)
+            mask[i, : len(n)] = 1
+        wrong = F.normalize(text_features(model, ids, mask), dim=-1)
+        per_image = torch.cat([logits, scale * image @ wrong.T], dim=1)
+    return (F.cross_entropy(per_image, target) + F.cross_entropy(logits.T, target)) / 2
 
 
 def save_vision_tower(model: Any, out: Path, summary: dict[str, Any]) -> Path:
@@ -116,7 +173,16 @@ def save_vision_tower(model: Any, out: Path, summary: dict[str, Any]) -> Path:
     return out
 
 
-def pretrain(cfg: TrainConfig, out: Path, *, steps: int, batch_size: int, lr: float, max_tokens: int = 32) -> dict[str, Any]:
+def pretrain(
+    cfg: TrainConfig,
+    out: Path,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    max_tokens: int = 32,
+    swap: Sequence[str] = (),
+) -> dict[str, Any]:
     """Train a tiny CLIP on `cfg.data.mix` for `steps` batches; save its vision tower to `out`."""
     if cfg.model.preset != "tiny":
         raise ValueError("clip: pretraining is for the tiny preset (real runs start from a pretrained CLIP)")
@@ -128,7 +194,7 @@ def pretrain(cfg: TrainConfig, out: Path, *, steps: int, batch_size: int, lr: fl
     stream = ShardStream(
         cfg.data.mix,
         batch_size=batch_size,
-        transform=CaptionTransform(tokenizer, max_tokens),
+        transform=CaptionTransform(tokenizer, max_tokens, swap),
         image_processor=ImageProcessor(size=cfg.model.image_size),
         pad_id=PAD_TOKEN_ID,
         rank=0,
@@ -143,7 +209,10 @@ def pretrain(cfg: TrainConfig, out: Path, *, steps: int, batch_size: int, lr: fl
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
     warm = max(1, math.ceil(0.03 * steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+        opt,
+        lambda s: (
+            (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+        ),
     )
     losses: list[float] = []
     t0 = time.perf_counter()
@@ -151,8 +220,10 @@ def pretrain(cfg: TrainConfig, out: Path, *, steps: int, batch_size: int, lr: fl
     for step in range(1, steps + 1):
         batch = next(batches)
         if batch["pixel_values"] is None or batch["pixel_values"].shape[0] < 2:
-            raise RuntimeError(f"{cfg.data.mix}: a batch with fewer than 2 captioned images; clip needs pairs")
-        loss = clip_loss(model, batch)
+            raise RuntimeError(
+                f"{cfg.data.mix}: a batch with fewer than 2 captioned images; clip needs pairs"
+            )
+        loss = clip_loss(model, batch, cfg.model.vision_feature_layer)
         if not torch.isfinite(loss):
             raise RuntimeError(f"clip: non-finite loss {loss.item()} at step {step}; nothing saved")
         loss.backward()
@@ -163,11 +234,19 @@ def pretrain(cfg: TrainConfig, out: Path, *, steps: int, batch_size: int, lr: fl
         losses.append(loss.item())
         if step % every == 0 or step == steps:
             recent = losses[-every:]
-            log.info("clip step %d/%d loss %.4f (%.1fs)", step, steps, sum(recent) / len(recent), time.perf_counter() - t0)
+            log.info(
+                "clip step %d/%d loss %.4f (%.1fs)",
+                step,
+                steps,
+                sum(recent) / len(recent),
+                time.perf_counter() - t0,
+            )
     summary = {
         "out": str(out),
         "steps": steps,
         "batch_size": batch_size,
+        "swap_words": sorted(set(swap)),
+        "feature_layer": cfg.model.vision_feature_layer,
         "first_loss": losses[0],
         "final_loss": sum(losses[-every:]) / len(losses[-every:]),
         "skipped": {k: v for k, v in loader.skipped.items() if v},
@@ -178,18 +257,27 @@ def pretrain(cfg: TrainConfig, out: Path, *, steps: int, batch_size: int, lr: fl
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, type=Path, help="a tiny train config (its model and data.mix are used)")
+    p.add_argument(
+        "--config", required=True, type=Path, help="a tiny train config (its model and data.mix are used)"
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.add_argument("--out", required=True, type=Path, help="folder for the pretrained CLIPVisionModel")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=64, help="images per contrastive batch")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument(
+        "--swap-words",
+        default="",
+        metavar="W1,W2,...",
+        help="comma-separated words (e.g. the colour names) rotated within a caption to make its hard negative",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
     if args.steps < 1 or args.batch_size < 2:
         raise SystemExit("clip: --steps must be >= 1 and --batch-size >= 2")
-    summary = pretrain(cfg, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr)
+    swap = [w.strip() for w in args.swap_words.split(",") if w.strip()]
+    summary = pretrain(cfg, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, swap=swap)
     print(json.dumps(summary))
     return 0

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from trainer.clip import BOS_ID, EOS_ID, CaptionTransform, build_clip, clip_loss, pretrain  # noqa: E402
+from trainer.clip import BOS_ID, EOS_ID, CaptionTransform, build_clip, clip_loss, pretrain, swap_words  # noqa: E402
 from trainer.config import load_config  # noqa: E402
 from trainer.data import SkipSample, collate  # noqa: E402
 from trainer.model import build_model  # noqa: E402
@@ -37,13 +37,99 @@ def test_caption_transform():
     tok = load_tokenizer(add_llava_tokens=True)
     t = CaptionTransform(tok, max_tokens=6)
     image = torch.zeros(3, 4, 4)
-    rec = {"conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": " a red circle and a blue square "}]}
+    rec = {
+        "conversations": [
+            {"from": "human", "value": "<image>"},
+            {"from": "gpt", "value": " a red circle and a blue square "},
+        ]
+    }
     ids = t(rec, image)["input_ids"]
-    assert ids == [BOS_ID, *tok("a red circle and a blue square", add_special_tokens=False).input_ids[:4], EOS_ID]
+    assert ids == [
+        BOS_ID,
+        *tok("a red circle and a blue square", add_special_tokens=False).input_ids[:4],
+        EOS_ID,
+    ]
     with pytest.raises(SkipSample, match="no image"):
         t(rec, None)
     with pytest.raises(SkipSample, match="no caption"):
         t({"conversations": [{"from": "human", "value": "<image>"}, {"from": "gpt", "value": "  "}]}, image)
+
+
+COLOURS = frozenset({"red", "green", "blue", "yellow", "purple", "orange"})
+
+
+def test_swap_words_rotates_the_named_words():
+    assert swap_words("a red circle and a blue square on a white background", COLOURS) == (
+        "a blue circle and a red square on a white background"
+    )
+    assert swap_words("red circle , blue square , green triangle - 3 shapes", COLOURS) == (
+        "blue circle , green square , red triangle - 3 shapes"
+    )
+    assert swap_words("a red circle on white", COLOURS) is None  # one colour: nothing to swap
+    assert swap_words("a red circle and a red square", COLOURS) is None  # the same caption again
+    assert swap_words("a reddish circle and a blue square", COLOURS) is None  # whole words only
+
+
+def test_caption_transform_adds_the_swapped_caption_as_negative():
+    tok = load_tokenizer(add_llava_tokens=True)
+    rec = {
+        "conversations": [
+            {"from": "human", "value": "<image>"},
+            {"from": "gpt", "value": "a red circle and a blue square"},
+        ]
+    }
+    image = torch.zeros(3, 4, 4)
+    out = CaptionTransform(tok, max_tokens=32, swap_words=COLOURS)(rec, image)
+    assert out["negative_ids"] == [
+        BOS_ID,
+        *tok("a blue circle and a red square", add_special_tokens=False).input_ids,
+        EOS_ID,
+    ]
+    assert CaptionTransform(tok, max_tokens=32)(rec, image)["negative_ids"] is None
+
+
+def _caption_batch(tok, captions, swap=frozenset()):
+    gen = torch.Generator().manual_seed(0)
+    t = CaptionTransform(tok, max_tokens=16, swap_words=swap)
+    rec = lambda c: {"conversations": [{"from": "gpt", "value": c}]}  # noqa: E731
+    image = torch.zeros(3, 4, 4)
+    samples = [{**t(rec(c), image), "key": str(i), "pixel_values": torch.randn(3, 112, 112, generator=gen)}
+               for i, c in enumerate(captions)]  # fmt: skip
+    return collate(samples, pad_id=PAD_TOKEN_ID)
+
+
+def test_negatives_join_each_images_captions_and_are_learnt():
+    cfg = load_config(STAGE1, SMALL)
+    tok = load_tokenizer(add_llava_tokens=True)
+    model = build_clip(cfg, len(tok), 16)
+    captions = ["a red circle and a blue square", "a blue circle and a red square", "a green triangle"]
+    plain, hard = _caption_batch(tok, captions), _caption_batch(tok, captions, COLOURS)
+    assert hard["negative_ids"][2] is None and hard["negative_ids"][0] is not None
+    with torch.no_grad():
+        # more wrong captions per image: a strictly larger loss for the same model
+        assert clip_loss(model, hard).item() > clip_loss(model, plain).item()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(25):
+        loss = clip_loss(model, hard)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("layer", [-1, -2])
+def test_the_loss_trains_the_patch_tokens_of_the_feature_layer(layer):
+    """The image feature pools the patch tokens LLaVA reads: the layers above `vision_feature_layer`
+    get no gradient, every layer up to it does."""
+    cfg = load_config(STAGE1, ["model.tiny.llm_layers=1", "model.tiny.vision_layers=2"])
+    tok = load_tokenizer(add_llava_tokens=True)
+    model = build_clip(cfg, len(tok), 16)
+    clip_loss(model, _caption_batch(tok, ["a red circle", "a blue square"]), layer).backward()
+    layers = model.vision_model.encoder.layers
+    grads = [any(p.grad is not None and p.grad.abs().sum() > 0 for p in lay.parameters()) for lay in layers]
+    assert grads == ([True, True] if layer == -1 else [True, False])
 
 
 def test_the_contrastive_loss_learns_a_batch():
@@ -63,7 +149,9 @@ def test_the_contrastive_loss_learns_a_batch():
         opt.step()
         opt.zero_grad()
         losses.append(loss.item())
-    assert losses[0] == pytest.approx(torch.log(torch.tensor(4.0)).item(), abs=0.1)  # chance at the start
+    assert losses[0] == pytest.approx(
+        torch.log(torch.tensor(4.0)).item(), abs=0.25
+    )  # about chance at the start
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -82,7 +170,9 @@ def test_pretrain_saves_a_tower_the_tiny_preset_starts_from(mix, tower):
     assert all(torch.equal(tower_sd[k], saved[k]) for k in saved)
     assert not torch.equal(plain.model.vision_tower.state_dict()[next(iter(saved))], saved[next(iter(saved))])
     # the rest is the tiny preset's own random init
-    for a, b in zip(plain.model.language_model.parameters(), started.model.language_model.parameters(), strict=True):
+    for a, b in zip(
+        plain.model.language_model.parameters(), started.model.language_model.parameters(), strict=True
+    ):
         assert torch.equal(a, b)
 
 
