@@ -21,8 +21,8 @@ Hard negatives (`swap_words`, as NegCLIP, Yuksekgonul et al. 2023): a batch of r
 told apart by which colours and which shapes it names, so the contrastive loss never needs to know
 which colour belongs to which shape. For every caption naming two or more distinct swap words, the
 same caption with those words rotated ("a red circle and a blue square" -> "a blue circle and a red
-square") is added as an extra wrong caption of its image. Samples without an image or without a
-caption are skipped and counted.
+square") joins the batch's captions as one more wrong caption for every image, its own above all.
+Samples without an image or without a caption are skipped and counted.
 """
 
 from __future__ import annotations
@@ -136,8 +136,8 @@ def text_features(model: Any, input_ids: torch.Tensor, mask: torch.Tensor) -> to
 
 
 def clip_loss(model: Any, batch: dict[str, Any], feature_layer: int = -1) -> torch.Tensor:
-    """Symmetric InfoNCE over the batch (each image's caption against every other caption); an
-    image's hard negatives (`negative_ids`) join the captions it is scored against."""
+    """Symmetric InfoNCE over the batch (each image's caption against every other caption); the
+    hard negatives (`negative_ids`) join the captions every image is scored against."""
     image = F.normalize(image_features(model, batch["pixel_values"], feature_layer), dim=-1)
     text = F.normalize(text_features(model, batch["input_ids"], batch["attention_mask"]), dim=-1)
     scale = model.logit_scale.exp()
