@@ -11,6 +11,7 @@ import hashlib
 import json
 import mmap
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,48 @@ def load_json(path: Path | str, type: Any = Any) -> Any:
                 return msgspec.json.decode(buf)
             except msgspec.DecodeError as e:  # pragma: no cover - the typed pass would have said so
                 raise RawFormatError(path, f"not valid JSON: {e}") from None
+
+
+def _near(e: msgspec.DecodeError) -> str:
+    """' near byte N: <problem>' from msgspec's "<problem> (byte N)" message."""
+    m = re.fullmatch(r"(.*) \(byte (\d+)\)", str(e))
+    return f" near byte {m[2]}: {m[1]}" if m else f": {e}"
+
+
+_JSON_KINDS = {ord("{"): "dict", ord('"'): "str", ord("t"): "bool", ord("f"): "bool", ord("n"): "NoneType"}
+
+
+def iter_json_list(path: Path | str, item_type: Any = Any) -> Iterator[Any]:
+    """Yield the elements of a JSON array file one at a time, each decoded when it is reached.
+
+    The whole document is validated first, but only into raw slices of a read-only memory map, so a
+    file of many large records (ShareGPT: 672 MB) costs the slices plus one decoded record, not every
+    record at once. Each element is decoded as `item_type` (msgspec Structs whose fields are all `Any`
+    with defaults: unknown keys skipped); an element that does not fit it (e.g. not an object) is
+    decoded untyped, so the caller can drop it with a reason. Raises `RawFormatError` for an empty
+    file, a document that is not JSON (with the byte position) or one that is not an array.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise RawFormatError(path, "empty file, expected JSON")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            try:
+                raws = msgspec.json.decode(buf, type=list[msgspec.Raw])
+            except msgspec.ValidationError:
+                first = buf[: 1 << 16].lstrip()[:1]
+                kind = _JSON_KINDS.get(first[0], "number") if first else "empty"
+                raise RawFormatError(path, f"top level is {kind}, expected a JSON array") from None
+            except msgspec.DecodeError as e:
+                raise RawFormatError(path, f"not valid JSON{_near(e)}") from None
+            typed, untyped = msgspec.json.Decoder(item_type), msgspec.json.Decoder()
+            try:
+                for i in range(len(raws)):
+                    try:
+                        item = typed.decode(raws[i])
+                    except msgspec.ValidationError:
+                        item = untyped.decode(raws[i])
+                    raws[i] = None  # drop the slice as we go
+                    yield item
+            finally:
+                del raws  # release the views before the map closes

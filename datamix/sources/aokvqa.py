@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from datamix.fileio import load_json
+from datamix.fileio import iter_json_list
 from datamix.paths import COCO_DIR, coco_image
 from datamix.schema import Choice, Drop, DropReason, Kind, MCQItem
 from datamix.sources.base import (
@@ -26,7 +26,6 @@ from datamix.sources.base import (
     RawFile,
     RecordError,
     Source,
-    expect_list,
     get,
     require,
     require_id,
@@ -58,7 +57,7 @@ class AOKVQA(Source):
 
     def read(self, ctx: Context) -> Iterator[MCQItem | Drop]:
         path = ctx.require_file(FILE)
-        records = expect_list(path, load_json(path, list[_Record]))
+        records = iter_json_list(path, _Record)
         by_image: dict[int, list[Choice]] = defaultdict(list)
         for index, rec in enumerate(records):
             ctx.progress()

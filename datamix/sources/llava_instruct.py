@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from datamix.fileio import load_json
+from datamix.fileio import iter_json_list
 from datamix.paths import COCO_DIR
 from datamix.schema import ConversationItem, Drop, DropReason, Kind
 from datamix.sources._conversations import ConversationRecord, check_alternating, parse_turns
-from datamix.sources.base import Context, RawFile, RecordError, Source, expect_list, require, require_id
+from datamix.sources.base import Context, RawFile, RecordError, Source, require, require_id
 
 FILE = "llava_instruct_150k.json"
 
@@ -35,7 +35,7 @@ class LlavaInstruct(Source):
 
     def read(self, ctx: Context) -> Iterator[ConversationItem | Drop]:
         path = ctx.require_file(FILE)
-        records = expect_list(path, load_json(path, list[ConversationRecord]))
+        records = iter_json_list(path, ConversationRecord)
         for index, rec in enumerate(records):
             ctx.progress()
             try:

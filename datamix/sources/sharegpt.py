@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from datamix.fileio import load_json
+from datamix.fileio import iter_json_list
 from datamix.schema import ConversationItem, Drop, DropReason, Kind
 from datamix.sources._conversations import ConversationRecord, check_alternating, parse_turns
-from datamix.sources.base import Context, RawFile, RecordError, Source, expect_list, require_id
+from datamix.sources.base import Context, RawFile, RecordError, Source, require_id
 
 FILE = "ShareGPT_V3_unfiltered_cleaned_split.json"
 IMAGE_TOKEN = "<image>"
@@ -37,7 +37,7 @@ class ShareGPT(Source):
 
     def read(self, ctx: Context) -> Iterator[ConversationItem | Drop]:
         path = ctx.require_file(FILE)
-        records = expect_list(path, load_json(path, list[ConversationRecord]))
+        records = iter_json_list(path, ConversationRecord)
         for index, rec in enumerate(records):
             ctx.progress()
             try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from datamix.normalize import NormalizeError, normalize_source
 from datamix.schema import ConversationItem, Turn
 
 from .helpers import reasons, run
@@ -98,3 +101,33 @@ def test_llava_pretrain_paths(world):
         ("llava_pretrain-00000000", "004539375", "llava_pretrain/images/00453/004539375.jpg", 2)
     ]
     assert reasons(drops) == [("1", "bad_value")]
+
+
+def test_sharegpt_odd_elements_become_drops_and_the_rest_is_kept(world):
+    """The release file is decoded one element at a time: an element that is not a record (or whose
+    fields have other types) is dropped with a reason, the records around it are kept."""
+    turns = [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]
+    world.json(
+        "sharegpt",
+        "ShareGPT_V3_unfiltered_cleaned_split.json",
+        [
+            {"id": "first_0", "conversations": turns},
+            3,
+            {"id": "text_0", "conversations": "not a list"},
+            ["a", "list"],
+            {"id": "last_0", "conversations": turns, "extra": {"ignored": True}},
+        ],
+    )
+    items, drops, _ = run(world.root, "sharegpt")
+    assert [i.id for i in items] == ["first_0", "last_0"]
+    assert reasons(drops) == [("1", "bad_type"), ("2", "bad_type"), ("3", "bad_type")]
+
+
+@pytest.mark.parametrize("top, kind", [('{"id": "x"}', "dict"), ('"text"', "str"), ("12", "number")])
+def test_sharegpt_file_that_is_not_an_array_is_refused(world, top, kind):
+    path = world.root / "raw" / "sharegpt" / "ShareGPT_V3_unfiltered_cleaned_split.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(top)
+    with pytest.raises(NormalizeError, match=rf"ShareGPT_V3_unfiltered_cleaned_split.json: top level is {kind}, expected a JSON array"):
+        normalize_source("sharegpt", world.root)
+    assert not (world.root / "normalized" / "sharegpt.parquet").exists()
