@@ -123,11 +123,19 @@ def test_sharegpt_odd_elements_become_drops_and_the_rest_is_kept(world):
     assert reasons(drops) == [("1", "bad_type"), ("2", "bad_type"), ("3", "bad_type")]
 
 
-@pytest.mark.parametrize("top, kind", [('{"id": "x"}', "dict"), ('"text"', "str"), ("12", "number")])
-def test_sharegpt_file_that_is_not_an_array_is_refused(world, top, kind):
+@pytest.mark.parametrize(
+    "top, message",
+    [
+        ('{"id": "x"}', "top level is dict, expected a JSON array"),
+        ('"text"', "top level is str, expected a JSON array"),
+        ("12", "top level is number, expected a JSON array"),
+        ('[{"id": "a_0", "conversations": [}]', "not valid JSON near byte 33: JSON is malformed"),
+    ],
+)
+def test_sharegpt_file_that_is_not_an_array_is_refused(world, top, message):
     path = world.root / "raw" / "sharegpt" / "ShareGPT_V3_unfiltered_cleaned_split.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(top)
-    with pytest.raises(NormalizeError, match=rf"ShareGPT_V3_unfiltered_cleaned_split.json: top level is {kind}, expected a JSON array"):
+    with pytest.raises(NormalizeError, match=rf"ShareGPT_V3_unfiltered_cleaned_split.json: {message}"):
         normalize_source("sharegpt", world.root)
     assert not (world.root / "normalized" / "sharegpt.parquet").exists()
