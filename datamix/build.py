@@ -23,7 +23,7 @@ from typing import Any
 from datamix.fileio import sha256_file
 from datamix.mix import MixError, Sample, build_samples, plan
 from datamix.paths import Layout
-from datamix.recipe import canonical_json, load_recipe
+from datamix.recipe import PresizeSpec, canonical_json, load_recipe
 from datamix.shards import BuildError, text_token_counter, write_mix
 
 log = logging.getLogger(__name__)
@@ -107,11 +107,14 @@ def import_llava(
     name: str = "import",
     max_samples: int = 10_000,
     jobs: int = 1,
+    presize: PresizeSpec | None = None,
     force: bool = False,
     on_shard: ShardProgress | None = None,
 ) -> dict[str, Any]:
     """A LLaVA-format JSON file (e.g. the official `llava_v1_5_mix665k.json`) -> shards + manifest,
-    each record's source inferred from its image path and prompts (`unknown` when unsure)."""
+    each record's source inferred from its image path and prompts (`unknown` when unsure).
+    `presize` stores presized images, as a recipe's `shards: presize` does (the release's boxes are
+    already in the padded-square frame, which presizing keeps)."""
     from datamix.llava_json import import_records
 
     samples: list[Sample] = []
@@ -131,7 +134,7 @@ def import_llava(
     }
     result = write_mix(
         Path(out), name, samples, images_root, summary=summary, max_samples=max_samples, jobs=jobs,
-        force=force, on_shard=on_shard,
+        presize=presize, force=force, on_shard=on_shard,
     )
     result["out"] = str(out)
     return result

@@ -195,15 +195,34 @@ def import_llava_cmd(
     images: Path = typer.Option(..., "--images", help="Image root the records' `image` paths are relative to."),
     out_dir: Path = typer.Option(..., "--out", help="Output mix folder."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Shards written in parallel."),
+    presize: int | None = typer.Option(
+        None, "--presize", min=1, max=4096,
+        help="Store each image as the trainer's padded SIZE x SIZE square (the model's image size, e.g. 336).",
+    ),
+    presize_quality: int = typer.Option(95, "--presize-quality", min=1, max=100, help="JPEG quality of presized images."),
+    presize_subsampling: str = typer.Option(
+        "4:4:4", "--presize-subsampling", help="JPEG chroma subsampling of presized images: 4:4:4, 4:2:2 or 4:2:0."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace a different earlier build in the output folder."),
 ) -> None:
     """A LLaVA-format JSON file -> shards + manifest, each record's source inferred (`unknown` if unsure)."""
+    from pydantic import ValidationError
+
     from datamix.build import import_llava
     from datamix.llava_json import LlavaJsonError
+    from datamix.recipe import PresizeSpec
     from datamix.shards import BuildError
 
+    spec = None
+    if presize is not None:
+        try:
+            spec = PresizeSpec(size=presize, quality=presize_quality, subsampling=presize_subsampling)
+        except ValidationError as e:
+            problem = "; ".join(f"--presize-{err['loc'][0]}: {err['msg']}" for err in e.errors())
+            console.print(f"[red]import failed:[/red] {problem}", highlight=False)
+            raise typer.Exit(2) from None
     try:
-        result = import_llava(file, images, out_dir, jobs=jobs, force=force)
+        result = import_llava(file, images, out_dir, jobs=jobs, presize=spec, force=force)
     except (LlavaJsonError, BuildError) as e:
         console.print(f"[red]import failed:[/red] {e}", highlight=False)
         raise typer.Exit(1) from None

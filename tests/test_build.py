@@ -132,6 +132,34 @@ def test_export_import_round_trip_and_lint(tiny_root, tmp_path):
     assert set(inferred["source"]) <= set(original["source"]) | {"unknown"}
 
 
+def test_import_llava_presize_from_the_cli(tiny_root, tmp_path):
+    import io
+
+    from PIL import Image
+
+    build(_recipe(tmp_path), tiny_root, out=tmp_path / "m")
+    exported = tmp_path / "mix.json"
+    export_llava_json(tmp_path / "m", exported)
+    runner = CliRunner()
+    args = ["import-llava", str(exported), "--images", str(tiny_root / "images"), "--out", str(tmp_path / "p")]
+    res = runner.invoke(app, [*args, "--presize", "32", "--presize-quality", "90"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert (summary["presize"]["size"], summary["presize"]["quality"], summary["presize"]["subsampling"]) == (32, 90, "4:4:4")
+    manifest = pl.read_parquet(tmp_path / "p" / "manifest.parquet")
+    with_image = manifest.filter(pl.col("image").is_not_null())
+    assert summary["presize"]["presized"] == with_image.height > 0 and with_image["presized"].all()
+    sizes = {
+        Image.open(io.BytesIO(img)).size
+        for shard in sorted((tmp_path / "p" / "shards").glob("*.tar"))
+        for _, _, img in read_shard(shard)
+        if img
+    }
+    assert sizes == {(32, 32)}
+    bad = runner.invoke(app, [*args, "--presize", "32", "--presize-subsampling", "4:1:1"])
+    assert bad.exit_code == 2 and "--presize-subsampling" in bad.output
+
+
 def test_cli_build_dry_run_inspect(tiny_root, tmp_path):
     runner = CliRunner()
     recipe = str(_recipe(tmp_path))
