@@ -113,14 +113,20 @@ def iter_json_list(path: Path | str, item_type: Any = Any) -> Iterator[Any]:
                 raise RawFormatError(path, f"top level is {kind}, expected a JSON array") from None
             except msgspec.DecodeError as e:
                 raise RawFormatError(path, f"not valid JSON{_near(e)}") from None
-            typed, untyped = msgspec.json.Decoder(item_type), msgspec.json.Decoder()
             try:
-                for i in range(len(raws)):
-                    try:
-                        item = typed.decode(raws[i])
-                    except msgspec.ValidationError:
-                        item = untyped.decode(raws[i])
-                    raws[i] = None  # drop the slice as we go
-                    yield item
+                yield from decode_each(raws, item_type)
             finally:
                 del raws  # release the views before the map closes
+
+
+def decode_each(raws: list[Any], item_type: Any = Any) -> Iterator[Any]:
+    """Decode raw JSON slices (`msgspec.Raw`) in order, each as `item_type` or, if it does not fit,
+    untyped; each slice is dropped from `raws` once decoded (its view of the file is released)."""
+    typed, untyped = msgspec.json.Decoder(item_type), msgspec.json.Decoder()
+    for i in range(len(raws)):
+        try:
+            item = typed.decode(raws[i])
+        except msgspec.ValidationError:
+            item = untyped.decode(raws[i])
+        raws[i] = None
+        yield item

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 import msgspec
 import pyarrow.parquet as pq
 
-from datamix.fileio import atomic_path
+from datamix.fileio import atomic_path, decode_each
 from datamix.formats import (
     CAPTION_PROMPT,
     MCQ_SUFFIX,
@@ -106,10 +106,7 @@ def iter_json_array(path: Path | str) -> Iterator[tuple[int, Any]]:
                 except msgspec.DecodeError as e:
                     raise LlavaJsonError(path, f"not valid JSON: {e}") from None
                 try:
-                    decoder = msgspec.json.Decoder()
-                    for i in range(len(raws)):
-                        yield i, decoder.decode(raws[i])
-                        raws[i] = None  # type: ignore[call-overload]  # drop the slice as we go
+                    yield from enumerate(decode_each(raws))
                 finally:
                     del raws  # release the views before the map closes
             elif first == b"{":

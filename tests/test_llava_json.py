@@ -13,12 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 from llava_records import MC, REC, REG, SA, g, h
 
+from datamix.fileio import iter_json_list
 from datamix.lint import lint_path
 from datamix.llava_json import (
     LlavaJsonError,
     export_llava_json,
     import_records,
     infer_source,
+    iter_json_array,
     read_llava_json,
     tar_members,
 )
@@ -339,3 +341,22 @@ def test_tar_members_reports_a_truncated_archive(tmp_path):
     path.write_bytes(path.read_bytes()[:3000])
     with open(path, "rb") as f, pytest.raises(tarfile.TarError):
         tar_members(f)
+
+
+@pytest.mark.parametrize("reader", [iter_json_array, iter_json_list])
+def test_a_reader_left_halfway_releases_the_file(tmp_path, reader):
+    """Closing (or dropping) an array reader after two records releases the memory map without error,
+    and every record is decoded once when it is read to the end."""
+    import gc
+
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps([{"id": str(i), "conversations": []} for i in range(5)]))
+    it = reader(path)
+    next(it)
+    next(it)
+    it.close()
+    it = reader(path)
+    next(it)
+    del it
+    gc.collect()
+    assert len(list(reader(path))) == 5
