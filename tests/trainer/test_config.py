@@ -44,7 +44,9 @@ def test_tiny_recipes():
         assert cfg.model.tiny.vision_layers == 3 and cfg.model.tiny.vision_hidden_size == 96
         assert cfg.model.tiny.llm_layers == 3 and cfg.model.tiny.llm_hidden_size == 96
         # a random LLM learns in stage 1 too; the tower (CLIP-pretrained by `make demo`) stays frozen
-        assert not cfg.train_vision_tower and cfg.train_llm and cfg.per_device_batch_size == 16
+        assert not cfg.train_vision_tower and cfg.train_llm
+        # one process: no accumulation (stage 1 batches of 16, stage 2 of 12)
+        assert cfg.per_device_batch_size == cfg.global_batch_size == {"tiny_stage1": 16, "tiny_stage2": 12}[name]
         assert cfg.resolved_precision(on_gpu=False) == "fp32"
 
 
