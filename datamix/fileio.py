@@ -65,20 +65,27 @@ def load_json(path: Path | str, type: Any = Any) -> Any:
     the byte position.
     """
     path = Path(path)
+    with _mapped(path) as buf:
+        try:
+            return msgspec.json.decode(buf, type=type)
+        except msgspec.ValidationError:
+            pass  # structurally unexpected somewhere: retry untyped, let the caller judge each record
+        except msgspec.DecodeError as e:
+            raise RawFormatError(path, f"not valid JSON: {e}") from None
+        try:
+            return msgspec.json.decode(buf)
+        except msgspec.DecodeError as e:  # pragma: no cover - the typed pass would have said so
+            raise RawFormatError(path, f"not valid JSON: {e}") from None
+
+
+@contextlib.contextmanager
+def _mapped(path: Path) -> Iterator[mmap.mmap]:
+    """A read-only memory map of a JSON file; `RawFormatError` if the file is empty."""
     with open(path, "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
             raise RawFormatError(path, "empty file, expected JSON")
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            try:
-                return msgspec.json.decode(buf, type=type)
-            except msgspec.ValidationError:
-                pass  # structurally unexpected somewhere: retry untyped, let the caller judge each record
-            except msgspec.DecodeError as e:
-                raise RawFormatError(path, f"not valid JSON: {e}") from None
-            try:
-                return msgspec.json.decode(buf)
-            except msgspec.DecodeError as e:  # pragma: no cover - the typed pass would have said so
-                raise RawFormatError(path, f"not valid JSON: {e}") from None
+            yield buf
 
 
 def _near(e: msgspec.DecodeError) -> str:
@@ -101,22 +108,19 @@ def iter_json_list(path: Path | str, item_type: Any = Any) -> Iterator[Any]:
     file, a document that is not JSON (with the byte position) or one that is not an array.
     """
     path = Path(path)
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            raise RawFormatError(path, "empty file, expected JSON")
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            try:
-                raws = msgspec.json.decode(buf, type=list[msgspec.Raw])
-            except msgspec.ValidationError:
-                first = buf[: 1 << 16].lstrip()[:1]
-                kind = _JSON_KINDS.get(first[0], "number") if first else "empty"
-                raise RawFormatError(path, f"top level is {kind}, expected a JSON array") from None
-            except msgspec.DecodeError as e:
-                raise RawFormatError(path, f"not valid JSON{_near(e)}") from None
-            try:
-                yield from decode_each(raws, item_type)
-            finally:
-                del raws  # release the views before the map closes
+    with _mapped(path) as buf:
+        try:
+            raws = msgspec.json.decode(buf, type=list[msgspec.Raw])
+        except msgspec.ValidationError:
+            first = buf[: 1 << 16].lstrip()[:1]
+            kind = _JSON_KINDS.get(first[0], "number") if first else "empty"
+            raise RawFormatError(path, f"top level is {kind}, expected a JSON array") from None
+        except msgspec.DecodeError as e:
+            raise RawFormatError(path, f"not valid JSON{_near(e)}") from None
+        try:
+            yield from decode_each(raws, item_type)
+        finally:
+            del raws  # release the views before the map closes
 
 
 def decode_each(raws: list[Any], item_type: Any = Any) -> Iterator[Any]:

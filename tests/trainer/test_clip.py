@@ -98,6 +98,19 @@ def _caption_batch(tok, captions, swap=frozenset()):
     return collate(samples, pad_id=PAD_TOKEN_ID)
 
 
+def _fit(model, batch, steps: int) -> list[float]:
+    """`steps` AdamW steps on one batch; the loss before each."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(steps):
+        loss = clip_loss(model, batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    return losses
+
+
 def test_negatives_join_each_images_captions_and_are_learnt():
     cfg = load_config(STAGE1, SMALL)
     tok = load_tokenizer(add_llava_tokens=True)
@@ -108,14 +121,7 @@ def test_negatives_join_each_images_captions_and_are_learnt():
     with torch.no_grad():
         # more wrong captions per image: a strictly larger loss for the same model
         assert clip_loss(model, hard).item() > clip_loss(model, plain).item()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(25):
-        loss = clip_loss(model, hard)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.item())
+    losses = _fit(model, hard, 25)
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -140,15 +146,7 @@ def test_the_contrastive_loss_learns_a_batch():
     captions = ["a red circle", "a blue square", "a green triangle", "a purple circle and a red square"]
     samples = [{"input_ids": [BOS_ID, *tok(c, add_special_tokens=False).input_ids, EOS_ID], "key": str(i),
                 "pixel_values": torch.randn(3, 112, 112, generator=gen)} for i, c in enumerate(captions)]  # fmt: skip
-    batch = collate(samples, pad_id=PAD_TOKEN_ID)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(15):
-        loss = clip_loss(model, batch)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        losses.append(loss.item())
+    losses = _fit(model, collate(samples, pad_id=PAD_TOKEN_ID), 15)
     assert losses[0] == pytest.approx(
         torch.log(torch.tensor(4.0)).item(), abs=0.25
     )  # about chance at the start
