@@ -11,9 +11,9 @@ Responsibilities:
 - First-seen sha256 of every verified file (in particular of those without a published checksum)
   is recorded in `downloads/provenance.json`.
 - `--mirror M` maps `https://HOST/PATH` to `M/HOST/PATH` (`map_mirror`).
-- `HF_TOKEN` (environment) is sent as `Authorization: Bearer ...` only for files whose catalog URL is
-  on huggingface.co, as an unredirected header (never forwarded to the CDN a redirect points to),
-  and never logged.
+- `HF_TOKEN` (environment) is sent as `Authorization: Bearer ...` only on HTTPS requests to
+  huggingface.co itself (never to a `--mirror`, which is where the request goes once one is set), as
+  an unredirected header (never forwarded to the CDN a redirect points to), and never logged.
 - `extract_archive`: zip and tar(.gz) members with absolute paths, `..`, links pointing outside the
   target or special files are refused before anything is written; the archive is extracted into a
   temporary folder beside the target and moved into place.
@@ -173,6 +173,12 @@ def is_hf_url(url: str) -> bool:
     return any(host == h or host.endswith("." + h) for h in HF_HOSTS)
 
 
+def _may_carry_token(requested_url: str) -> bool:
+    """The token goes only to the host it belongs to, over HTTPS: the URL actually requested (after
+    `--mirror` mapping) decides, never the catalog URL, so a mirror never sees it."""
+    return urllib.parse.urlsplit(requested_url).scheme == "https" and is_hf_url(requested_url)
+
+
 def _hf_token(options: FetchOptions) -> str | None:
     return options.hf_token if options.hf_token is not None else (os.environ.get("HF_TOKEN") or None)
 
@@ -184,7 +190,7 @@ def _request(
     for k, v in (headers or {}).items():
         req.add_header(k, v)
     token = _hf_token(options)
-    if token and is_hf_url(origin_url):
+    if token and _may_carry_token(req.full_url):
         # unredirected: urllib does not copy it onto the request a redirect leads to (HF -> CDN)
         req.add_unredirected_header("Authorization", f"Bearer {token}")
     return req

@@ -323,14 +323,33 @@ def test_hf_token_only_to_hf_and_not_across_redirects(layout, monkeypatch, caplo
         results = fetch.download([e_hf, e_hf2, e_other], layout, options=o)
         auth = {r.path: r.header("Authorization") for r in srv.gets()}
     assert [r.status for r in results] == ["ok", "ok", "ok"]
+    # the requests went to the (plain-HTTP) mirror, not to huggingface.co: the token stays home
     assert auth == {
-        "/huggingface.co/datasets/o/r/resolve/main/s.json": "Bearer hf_SECRET123",
-        "/huggingface.co/datasets/o/p/resolve/main/b.json": "Bearer hf_SECRET123",
+        "/huggingface.co/datasets/o/r/resolve/main/s.json": None,
+        "/huggingface.co/datasets/o/p/resolve/main/b.json": None,
         "/cdn.example/blob": None,
         f"/{HOST}/d/o.json": None,
     }
     assert "hf_SECRET123" not in caplog.text
     assert "hf_SECRET123" not in repr(FetchOptions(hf_token="hf_SECRET123"))
+
+
+@pytest.mark.parametrize(
+    ("url", "mirror", "sent"),
+    [
+        ("https://huggingface.co/datasets/o/r/resolve/main/s.json", None, True),
+        ("https://cdn-lfs.huggingface.co/x", None, True),
+        ("http://huggingface.co/datasets/o/r/resolve/main/s.json", None, False),  # plain HTTP
+        ("https://huggingface.co/datasets/o/r/resolve/main/s.json", "http://127.0.0.1:9", False),
+        ("https://huggingface.co/datasets/o/r/resolve/main/s.json", "https://mirror.example", False),
+        ("https://huggingface.co.evil.example/x", None, False),
+        ("https://example.org/x", None, False),
+    ],
+)
+def test_hf_token_only_over_https_to_hf_itself(url, mirror, sent):
+    req = fetch._request(url, FetchOptions(mirror=mirror, hf_token="hf_SECRET123"))
+    assert (req.unredirected_hdrs.get("Authorization") == "Bearer hf_SECRET123") is sent
+    assert "Authorization" not in req.headers
 
 
 def test_jobs_bound_parallel_transfers(layout):
