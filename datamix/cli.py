@@ -72,15 +72,21 @@ def synth(
     root: Path | None = RootOpt,
     scale: str = typer.Option("tiny", "--scale", help="tiny (seconds) or small (the demo's few thousand samples)."),
     seed: int = typer.Option(0, "--seed", help="Seed: same seed, byte-identical files."),
+    force: bool = typer.Option(False, "--force", help="Write into a root that holds data synth did not write."),
 ) -> None:
     """Write synthetic raw files of every source in the real formats, with images, under ROOT."""
     from datamix.paths import resolve_root
+    from datamix.synth import SynthError
     from datamix.synth import synth as run_synth
 
     if scale not in ("tiny", "small"):
         raise typer.BadParameter(f"--scale must be tiny or small, not {scale!r}")
     target = resolve_root(root)
-    counts = run_synth(target, scale=scale, seed=seed)
+    try:
+        counts = run_synth(target, scale=scale, seed=seed, force=force)
+    except SynthError as e:
+        console.print(f"[red]synth:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
     total = sum(counts.values())
     out.print(f"synth: {len(counts)} sources, {total:,} raw records under {target} (scale {scale}, seed {seed})")
 

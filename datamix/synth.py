@@ -1710,19 +1710,52 @@ def _synth_llava_pretrain(world: _World, n: int) -> int:
 # entry point
 
 
-def synth(root: Path, scale: str = "tiny", seed: int = 0) -> dict[str, int]:
+class SynthError(Exception):
+    """`synth` cannot run here (a root that holds data it did not write)."""
+
+
+_SYNTH_MARKER = Path("raw") / "synth.json"
+
+
+def check_target(root: Path) -> None:
+    """Refuse a root that holds data `synth` did not write: synthetic files would overwrite real raw
+    files and images of the same names. An empty or missing root, or one whose `raw/synth.json` says
+    an earlier `synth` made it, is fine."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise SynthError(f"{root} is not a folder")
+    if not root.is_dir() or (root / _SYNTH_MARKER).is_file():
+        return
+    found = next((p for p in sorted(root.iterdir()) if p.name in ("raw", "images", "normalized", "mixes", "downloads")), None)
+    if found is not None:
+        raise SynthError(
+            f"{root} already holds data that synth did not write ({found.name}/ without raw/synth.json); "
+            "synthetic files would overwrite real ones: choose an empty --root, or pass --force"
+        )
+
+
+def synth(root: Path, scale: str = "tiny", seed: int = 0, *, force: bool = False) -> dict[str, int]:
     """Write every source's raw files and images under `root`; return the units written per source.
 
     Units: conversation records for llava_instruct, sharegpt and llava_pretrain; annotated images
     (planted-bad ones included) for every other source. Same (scale, seed) -> byte-identical files.
-    Files are overwritten in place; nothing else under `root` is removed.
+    Files are overwritten in place; nothing else under `root` is removed. A root holding data that an
+    earlier `synth` did not write is refused (`SynthError`, see `check_target`) unless `force`.
     """
     if scale not in _SIZES:
         raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"seed must be an integer, got {seed!r}")
-    sizes = _SIZES[scale]
     root = Path(root)
+    if not force:
+        check_target(root)
+    sizes = _SIZES[scale]
+    # claim the root first, so a run killed halfway can be rerun over its own partial output
+    marker = root / _SYNTH_MARKER
+    if not marker.is_file():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(marker) as tmp:
+            tmp.write_text(json.dumps({"generator": "datamix.synth", "complete": False}) + "\n", encoding="utf-8")
     world = _World(root, seed)
     t0 = time.perf_counter()
 
@@ -1747,7 +1780,7 @@ def synth(root: Path, scale: str = "tiny", seed: int = 0) -> dict[str, int]:
     counts = {s: counts[s] for s in SOURCES}
 
     # the resolved configuration that made these files (house style 12)
-    with atomic_path(root / "raw" / "synth.json") as tmp:
+    with atomic_path(marker) as tmp:
         meta = {
             "generator": "datamix.synth",
             "scale": scale,

@@ -101,6 +101,33 @@ def test_same_seed_gives_identical_bytes(tmp_path: Path) -> None:
     )
 
 
+def test_refuses_a_root_with_data_it_did_not_write(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from datamix.cli import app
+    from datamix.synth import SynthError
+
+    real = tmp_path / "real" / "raw" / "vqav2" / "v2_mscoco_train2014_annotations.json"
+    real.parent.mkdir(parents=True)
+    real.write_text('{"annotations": []}')
+    with pytest.raises(SynthError, match=r"already holds data that synth did not write \(raw/"):
+        synth(tmp_path / "real", "tiny")
+    res = CliRunner().invoke(app, ["synth", "--root", str(tmp_path / "real")])
+    assert res.exit_code == 2
+    assert "--force" in res.output and "Traceback" not in res.output
+    assert real.read_text() == '{"annotations": []}'  # nothing written
+    assert sorted(p.name for p in (tmp_path / "real").rglob("*")) == sorted([real.name, "raw", "vqav2"])
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SynthError, match="is not a folder"):
+        synth(tmp_path / "file", "tiny")
+    # --force writes over it; a root synth made itself is rewritten without --force
+    res = CliRunner().invoke(app, ["synth", "--root", str(tmp_path / "real"), "--force"])
+    assert res.exit_code == 0, res.output
+    assert real.read_text() != '{"annotations": []}'
+    assert json.loads((tmp_path / "real" / "raw" / "synth.json").read_text())["scale"] == "tiny"
+    synth(tmp_path / "real", "tiny")
+
+
 def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="scale"):
         synth(tmp_path, "huge")
