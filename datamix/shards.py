@@ -305,18 +305,17 @@ def _write_shard_job(args: tuple[Path, Path, list[Sample], Path, str | None, Pre
 
 
 def text_token_counter(tokenizer: str) -> Callable[[str], int]:
-    """Number of tokens of a text (no special tokens) with a Hugging Face tokenizer: a folder, a hub
-    id, or a `.gguf` file. Needs the [train] extra (transformers)."""
+    """Number of tokens of a text (no BOS/EOS; `</s>`, `<s>`, `<image>` in the text count as text, as
+    the trainer encodes them) with the project's tokenizer loader (`datamix.tokenizer.load_tokenizer`,
+    the one the trainer uses): a `.gguf` file, a `tokenizer.model` folder as Vicuna v1.5 publishes it,
+    or any Hugging Face tokenizer folder / hub id. Needs the [train] extra (transformers, sentencepiece)."""
+    from datamix.tokenizer import load_tokenizer
+
     try:
-        from transformers import AutoTokenizer
+        tok = load_tokenizer(tokenizer)
     except ImportError as e:  # pragma: no cover - depends on the install
-        raise BuildError("--tokenizer needs the [train] extra (transformers)") from e
-    p = Path(tokenizer)
-    if p.suffix == ".gguf":
-        tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
-    else:
-        tok = AutoTokenizer.from_pretrained(tokenizer)
-    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+        raise BuildError(f"--tokenizer needs the [train] extra (transformers, sentencepiece, protobuf): {e}") from e
+    return lambda text: len(tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
 
 def make_token_counter(tokenizer: str) -> TokenCounter:

@@ -62,7 +62,12 @@ class Tokens:
     @staticmethod
     def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--template", required=True, choices=["plain", "vicuna_v1"])
-        p.add_argument("--tokenizer", default=None, help="tokenizer folder or .gguf file (default: bundled LLaMA vocabulary)")
+        p.add_argument(
+            "--tokenizer",
+            default=None,
+            help="tokenizer folder (e.g. lmsys/vicuna-7b-v1.5's: tokenizer.model + tokenizer_config.json, whose "
+            "`legacy` flag is honoured as LLaVA-1.5 did), tokenizer.model or .gguf file (default: bundled LLaMA vocabulary)",
+        )
         p.add_argument("--input", required=True, type=Path, help="LLaVA-format JSON (list of records)")
         p.add_argument("--out", required=True, type=Path, help="JSONL: {id, input_ids, labels} per record")
         p.add_argument("--max-length", type=int, default=2048)
@@ -71,9 +76,17 @@ class Tokens:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
-        from trainer.templates import EncodeError, EncodeStats, encode, get_template, load_tokenizer
+        from trainer.templates import (
+            EncodeError,
+            EncodeStats,
+            encode,
+            get_template,
+            is_legacy,
+            load_tokenizer,
+        )
 
         tokenizer = load_tokenizer(args.tokenizer, add_llava_tokens=True)
+        print(f"tokenizer: {args.tokenizer or 'bundled LLaMA vocabulary'} (legacy: {str(is_legacy(tokenizer)).lower()})")
         template = get_template(args.template)
         records = json.loads(args.input.read_text())
         if not isinstance(records, list):

@@ -1,9 +1,10 @@
 """Conversation templates and tokenization: LLaVA conversations -> `input_ids` + `labels`, exact by construction.
 
 Responsible for: the two LLaVA-1.5 templates (`plain` for stage 1, `vicuna_v1` for stage 2) as values
-(`Template`, passed around, never a module-global conversation), `encode` (token ids and the training
-mask), `render` (the prompt string, which the exported Jinja chat template reproduces), and
-`load_tokenizer` (the LLaMA SentencePiece vocabulary from a `.gguf` file or a tokenizer folder).
+(`Template`, passed around, never a module-global conversation), LLaVA's load-time `<image>`
+normalisation (`_place_image`), `encode` (token ids and the training mask), `render` (the prompt
+string, which the exported Jinja chat template reproduces), and `load_tokenizer` (the project's one
+loader, `datamix.tokenizer`, with the bundled LLaMA vocabulary as default and LLaVA's extra tokens).
 
 How `encode` stays exact (training.md "Templates"): the original LLaVA code
 (`llava/train/train.py: preprocess_v1`) tokenizes the whole prompt and then re-tokenizes pieces to
@@ -15,17 +16,27 @@ by the control token `</s>` (id 2):
     [BOS] "SYS USER: " [<image>] "\\nq1 ASSISTANT:" | "a1" [</s>] | "USER: q2 ASSISTANT:" | "a2" [</s>]
     masked------------------------------------------ | trained--- | masked--------------- | trained-
 
+The same ids as LLaVA-1.5's own `preprocess_v1` / `preprocess_plain` under its pinned transformers
+4.31.0 (slow SentencePiece `LlamaTokenizer`), token for token, for both values of the tokenizer's
+`legacy` flag: tests/fixtures/llava_golden holds LLaVA's output on records with several rounds,
+no image, unicode, `<image>` at the end, and special strings in the text.
+
 SentencePiece boundaries: a LLaMA tokenizer puts a dummy prefix "▁" in front of every text span it
-encodes. A span that follows a control token (`<s>`, `</s>`, `<image>`) starts a new SentencePiece
-span, so it gets that prefix in the whole-string tokenization too (this is the LLaMA/"legacy"
-behaviour the LLaVA-1.5 weights were trained with, and what llama.cpp's reference tokenizations in
-`ggml-vocab-llama-spm.gguf.out` show). An answer follows "ASSISTANT:" and a space inside the same span;
-the dummy prefix of its separately encoded segment stands for exactly that space ("▁a1"). The LLaMA
-vocabulary has no token that joins a ":" with a following "▁", so the concatenation equals the
-whole-string tokenization (tested on the real vocabulary in tests/trainer/test_templates.py).
+encodes. LLaVA tokenized the prompt in chunks: split at `<image>` (`tokenizer_image_token`, one
+tokenizer call per chunk) and, inside a call, at the special token `</s>`. A chunk after `<image>`
+is a fresh call, so it gets the prefix ("\\nq1" -> "▁", "<0x0A>", ...). A chunk after `</s>` gets it
+with `legacy: true` ("▁US"), and loses it with `legacy: false` ("US", 3308 instead of 3148; the
+flag comes from the tokenizer folder's `tokenizer_config.json`, see `datamix.tokenizer`); `encode`
+marks those segments (`after_eos`) and encodes them the same way. An answer follows "ASSISTANT:" and
+a space inside the same chunk; the dummy prefix of its separately encoded segment stands for exactly
+that space ("▁a1"). The LLaMA vocabulary has no token that joins a ":" with a following "▁", so the
+concatenation equals the whole-chunk tokenization (tested on the real vocabulary in
+tests/trainer/test_templates.py).
 
 Text is always text: `</s>`, `<s>`, `<image>` (in text-only samples) or `<pad>` inside the data are
-tokenized as ordinary characters (`split_special_tokens=True`), never as control tokens. The image
+tokenized as ordinary characters (`split_special_tokens=True`), never as control tokens. (LLaVA
+read `</s>` / `<s>` / `<unk>` in the data as control tokens, and its mask count then failed: such a
+sample was silently masked whole; the golden fixtures show it. Here it is trained, as text.) The image
 placeholder is inserted as the single id `IMAGE_TOKEN_ID` (32000), never tokenized from text.
 
 Nothing is ever silently dropped: a sample that cannot be encoded raises `EncodeError` with a
@@ -41,14 +52,15 @@ from __future__ import annotations
 
 import enum
 import logging
-import struct
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
+
+from datamix.tokenizer import encode_chunks, is_legacy, make_spm_legacy, read_gguf_metadata
+from datamix.tokenizer import load_tokenizer as _load
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +74,8 @@ EOS_TOKEN_ID = 2
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 BUNDLED_VOCAB = ASSETS / "llama-spm-vocab" / "ggml-vocab-llama-spm.gguf"
+# The same LLaMA vocabulary as a SentencePiece model (what Vicuna v1.5 ships; exports copy it).
+BUNDLED_TOKENIZER_MODEL = ASSETS / "llama-spm-tokenizer" / "tokenizer.model"
 
 VICUNA_V1_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
@@ -229,17 +243,24 @@ def _turns(conversations: Iterable[Any]) -> list[tuple[str, str]]:
 
 
 def _place_image(turns: list[tuple[str, str]], has_image: bool) -> list[tuple[str, str]]:
-    """LLaVA `preprocess_multimodal`: strip `<image>` from the first human turn and re-prepend it as
-    "<image>\\n" + text.strip(). For text-only samples nothing changes (any `<image>` is plain text)."""
+    """LLaVA's load-time normalisation (`preprocess_multimodal`, llava/train/train.py at the v1.5
+    release), for image samples only: a turn holding `<image>` becomes
+    `("<image>\\n" + text.replace("<image>", "").strip()).strip()`, so the placeholder leads its turn
+    whatever the data did ("q\\n<image>" and "<image>\\nq" give the same tokens; a turn that is only
+    "<image>" stays "<image>", without "\\n"; several placeholders in that turn become one).
+
+    Where LLaVA's result could not be trained on, we raise instead: `<image>` in any turn but the
+    first (LLaVA would give the sample a second image token for its one image). Where the data has no
+    placeholder at all, LLaVA silently trains without the image; we put "<image>\\n" in front of the
+    first turn. For text-only samples nothing changes (any `<image>` is plain text, as in LLaVA).
+    """
     if not has_image:
         return turns
     for i, (_, text) in enumerate(turns[1:], start=1):
         if IMAGE_TOKEN in text:
             raise EncodeError(EncodeFailure.IMAGE_PLACEMENT, f"{IMAGE_TOKEN} in turn {i}; only turn 0 may hold it")
     role, text = turns[0]
-    if text.count(IMAGE_TOKEN) > 1:
-        raise EncodeError(EncodeFailure.IMAGE_PLACEMENT, f"{text.count(IMAGE_TOKEN)} {IMAGE_TOKEN} in turn 0")
-    text = IMAGE_TOKEN + "\n" + text.replace(IMAGE_TOKEN, "").strip()
+    text = (IMAGE_TOKEN + "\n" + text.replace(IMAGE_TOKEN, "").strip()).strip()
     return [(role, text), *turns[1:]]
 
 
@@ -321,12 +342,15 @@ def _segments(turns: list[tuple[str, str]], template: Template, has_image: bool)
     return segs
 
 
-def tokenize_text(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each text as a fresh SentencePiece span, every special-token string as plain text."""
-    if not texts:
-        return []
-    out = tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)["input_ids"]
-    return [list(x) for x in out]
+def tokenize_text(
+    tokenizer: Any, texts: Sequence[str], after_eos: Sequence[bool] | None = None
+) -> list[list[int]]:
+    """Token ids of each text as a fresh SentencePiece span, every special-token string as plain text.
+
+    `after_eos[i]`: text i follows the template's `</s>` (LLaVA tokenized it in the same call, right
+    after that special token); with a `legacy: false` tokenizer its first piece loses the "▁" as in
+    transformers 4.31 (`datamix.tokenizer.encode_chunks`)."""
+    return encode_chunks(tokenizer, texts, after_eos)
 
 
 def encode(
@@ -346,7 +370,8 @@ def encode(
     template = get_template(template)
     turns = _place_image(_turns(conversations), has_image)
     segs = _segments(turns, template, has_image)
-    pieces = iter(tokenize_text(tokenizer, [s.text for s in segs if s.text is not None]))
+    texts = [(s.text, i > 0 and segs[i - 1].token_id == EOS_TOKEN_ID and segs[i - 1].text is None) for i, s in enumerate(segs) if s.text is not None]
+    pieces = iter(tokenize_text(tokenizer, [t for t, _ in texts], [a for _, a in texts]))
     ids: list[int] = []
     labels: list[int] = []
     for seg in segs:
@@ -383,152 +408,16 @@ def encode(
 # tokenizer
 
 
-_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-
-
-def read_gguf_metadata(path: str | Path) -> dict[str, Any]:
-    """The key/value metadata of a GGUF file (v2/v3), e.g. `tokenizer.ggml.tokens`.
-
-    A small reader of the documented layout (github.com/ggml-org/ggml docs/gguf.md), ~100x faster
-    than `gguf.GGUFReader` on a vocabulary file because arrays of scalars are unpacked in one call.
-    """
-    data = Path(path).read_bytes()
-    if data[:4] != b"GGUF":
-        raise ValueError(f"{path}: not a GGUF file")
-    (version,) = struct.unpack_from("<I", data, 4)
-    if version not in (2, 3):
-        raise ValueError(f"{path}: GGUF version {version} not supported")
-    _, n_kv = struct.unpack_from("<QQ", data, 8)
-    off = 24
-
-    def read_str(off: int) -> tuple[str, int]:
-        (n,) = struct.unpack_from("<Q", data, off)
-        return data[off + 8 : off + 8 + n].decode("utf-8"), off + 8 + n
-
-    def read_value(kind: int, off: int) -> tuple[Any, int]:
-        if kind == 8:
-            return read_str(off)
-        if kind == 9:
-            sub, n = struct.unpack_from("<IQ", data, off)
-            off += 12
-            if sub in _GGUF_SCALARS:
-                fmt = f"<{n}{_GGUF_SCALARS[sub]}"
-                return list(struct.unpack_from(fmt, data, off)), off + struct.calcsize(fmt)
-            items = []
-            for _ in range(n):
-                item, off = read_value(sub, off)
-                items.append(item)
-            return items, off
-        fmt = "<" + _GGUF_SCALARS[kind]
-        return struct.unpack_from(fmt, data, off)[0], off + struct.calcsize(fmt)
-
-    meta: dict[str, Any] = {}
-    for _ in range(n_kv):
-        key, off = read_str(off)
-        (kind,) = struct.unpack_from("<I", data, off)
-        meta[key], off = read_value(kind, off + 4)
-    return meta
-
-
-def _bpe_merges(vocab: dict[str, int], scores: dict[str, float]) -> list[tuple[str, str]]:
-    """Merges implied by a SentencePiece-BPE vocabulary: every split of a piece into two pieces of
-    the vocabulary, best piece score first (as transformers' `generate_merges` does for GGUF files)."""
-    merges = []
-    for piece, score in scores.items():
-        local = [
-            (piece[:i], piece[i:], score)
-            for i in range(1, len(piece))
-            if piece[:i] in vocab and piece[i:] in vocab
-        ]
-        local.sort(key=lambda m: (vocab[m[0]], vocab[m[1]]))
-        merges.extend(local)
-    merges.sort(key=lambda m: (m[2], len(m[0]), len(m[1])), reverse=True)
-    return [(a, b) for a, b, _ in merges]
-
-
-def make_spm_legacy(tokenizer: Any) -> Any:
-    """Give a LLaMA SentencePiece tokenizer SentencePiece's own whitespace rule: "▁" is prepended to
-    every text span (`Prepend` normalizer) instead of transformers' `Metaspace(prepend_scheme="first")`,
-    which drops it when the text already starts with a space (" Hello" -> [15043] instead of
-    SentencePiece's [29871, 15043]). Changes the tokenizer in place; returns it. No-op for others."""
-    from tokenizers import normalizers
-
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return tokenizer
-    pre = backend.pre_tokenizer
-    if pre is not None and type(pre).__name__ == "Metaspace":
-        backend.normalizer = normalizers.Sequence(
-            [normalizers.Prepend(prepend="\u2581"), normalizers.Replace(pattern=" ", content="\u2581")]
-        )
-        backend.pre_tokenizer = None
-    return tokenizer
-
-
-@lru_cache(maxsize=4)
-def _gguf_backend_json(path: str) -> str:
-    from tokenizers import Tokenizer, decoders, normalizers, processors
-    from tokenizers.models import BPE
-
-    meta = read_gguf_metadata(path)
-    if meta.get("tokenizer.ggml.model") != "llama":
-        raise ValueError(f"{path}: tokenizer model {meta.get('tokenizer.ggml.model')!r}; only 'llama' (SentencePiece) is supported")
-    tokens: list[str] = meta["tokenizer.ggml.tokens"]
-    vocab = {t: i for i, t in enumerate(tokens)}
-    scores = dict(zip(tokens, meta["tokenizer.ggml.scores"], strict=True))
-    unk = tokens[meta.get("tokenizer.ggml.unknown_token_id", 0)]
-    bos = tokens[meta.get("tokenizer.ggml.bos_token_id", 1)]
-    backend = Tokenizer(
-        BPE(vocab=vocab, merges=_bpe_merges(vocab, scores), unk_token=unk, fuse_unk=True, byte_fallback=True)
-    )
-    backend.normalizer = normalizers.Sequence(
-        [normalizers.Prepend(prepend="\u2581"), normalizers.Replace(pattern=" ", content="\u2581")]
-    )
-    backend.pre_tokenizer = None
-    backend.decoder = decoders.Sequence(
-        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(content=" ", left=1)]
-    )
-    bos_id = vocab[bos]
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1", special_tokens=[(bos, bos_id)]
-    )
-    return backend.to_str()
-
-
 def load_tokenizer(path: str | Path | None = None, *, add_llava_tokens: bool = False) -> Any:
-    """A LLaMA tokenizer from a `.gguf` vocabulary file, a folder holding one `.gguf`, or a Hugging
-    Face tokenizer folder / hub id (`None`: the bundled LLaMA vocabulary in trainer/assets).
+    """A LLaMA tokenizer (`datamix.tokenizer.load_tokenizer`: a `.gguf` file, a `tokenizer.model` folder
+    as Vicuna v1.5 publishes it, or any Hugging Face tokenizer folder / hub id; `None`: the bundled
+    LLaMA vocabulary in trainer/assets, `legacy` True). The `legacy` flag of the folder's
+    `tokenizer_config.json` is kept on the tokenizer (`is_legacy`) and decides how `encode` tokenizes
+    the text after each `</s>`.
 
-    The result uses SentencePiece's whitespace rule (`make_spm_legacy`) and, with
-    `add_llava_tokens`, has `<image>` (32000) and `<pad>` (32001) added as special tokens.
+    With `add_llava_tokens`, `<image>` (32000) and `<pad>` (32001) are added as special tokens.
     """
-    from tokenizers import Tokenizer
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    path = BUNDLED_VOCAB if path is None else Path(path) if Path(str(path)).exists() else path
-    gguf = None
-    if isinstance(path, Path):
-        if path.is_file() and path.suffix == ".gguf":
-            gguf = path
-        elif path.is_dir() and not (path / "tokenizer.json").exists() and not (path / "tokenizer.model").exists():
-            found = sorted(path.glob("*.gguf"))
-            if len(found) == 1:
-                gguf = found[0]
-    if gguf is not None:
-        backend = Tokenizer.from_str(_gguf_backend_json(str(gguf.resolve())))
-        tok = PreTrainedTokenizerFast(
-            tokenizer_object=backend,
-            bos_token="<s>",
-            eos_token="</s>",
-            unk_token="<unk>",
-            add_bos_token=True,
-            add_eos_token=False,
-            clean_up_tokenization_spaces=False,
-            model_max_length=2048,
-        )
-    else:
-        tok = AutoTokenizer.from_pretrained(str(path))
-        make_spm_legacy(tok)
+    tok = _load(BUNDLED_VOCAB if path is None else path)
     if add_llava_tokens:
         add_llava_special_tokens(tok)
     return tok
@@ -552,6 +441,7 @@ def add_llava_special_tokens(tokenizer: Any) -> None:
 
 __all__ = [
     "BOS_TOKEN_ID",
+    "BUNDLED_TOKENIZER_MODEL",
     "BUNDLED_VOCAB",
     "EOS_TOKEN_ID",
     "EncodeError",
@@ -571,6 +461,7 @@ __all__ = [
     "add_llava_special_tokens",
     "encode",
     "get_template",
+    "is_legacy",
     "load_tokenizer",
     "make_spm_legacy",
     "read_gguf_metadata",

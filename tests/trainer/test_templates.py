@@ -1,8 +1,10 @@
-"""Templates on the real LLaMA vocabulary: masks exact by construction, whole-string equality, failures counted."""
+"""Templates on the real LLaMA vocabulary: masks exact by construction, whole-string equality, failures
+counted, and the same ids as LLaVA-1.5's own code for both `legacy` values (tests/fixtures/llava_golden)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 pytest.importorskip("transformers")
 
 from trainer.templates import (  # noqa: E402
+    BUNDLED_TOKENIZER_MODEL,
     BUNDLED_VOCAB,
     EOS_TOKEN_ID,
     IGNORE_INDEX,
@@ -21,6 +24,7 @@ from trainer.templates import (  # noqa: E402
     EncodeStats,
     encode,
     get_template,
+    is_legacy,
     load_tokenizer,
     read_gguf_metadata,
     render,
@@ -211,7 +215,7 @@ def test_truncation_counts_image_tokens(tok):
         ([{"from": "gpt", "value": "a"}], False, EncodeFailure.BAD_ROLES),
         ([{"from": "system", "value": "a"}], False, EncodeFailure.BAD_ROLES),
         (conv("<image>\nq", "a", "<image> again", "b"), True, EncodeFailure.IMAGE_PLACEMENT),
-        (conv("<image><image>", "a"), True, EncodeFailure.IMAGE_PLACEMENT),
+        (conv("<image>\nq", "<image> in the answer"), True, EncodeFailure.IMAGE_PLACEMENT),
         ([], False, EncodeFailure.BAD_ROLES),
     ],
 )
@@ -262,3 +266,180 @@ def test_tokens_cli(tmp_path: Path, tok, capsys):
     assert rows[0]["input_ids"] == list(enc.input_ids) and rows[0]["labels"] == list(enc.labels)
     captured = capsys.readouterr()
     assert "empty_answer" in captured.out + captured.err
+
+
+# --------------------------------------------------------------------------------------------
+# LLaVA's load-time <image> normalisation (issue 16): preprocess_multimodal, llava/train/train.py
+
+
+@pytest.mark.parametrize(
+    ("question", "normalized"),
+    [
+        ("What are the colors of the bus in the image?\n<image>", "<image>\nWhat are the colors of the bus in the image?"),
+        ("<image>\nWhat are the colors of the bus in the image?", "<image>\nWhat are the colors of the bus in the image?"),
+        ("Describe the image in detail. <image>", "<image>\nDescribe the image in detail."),
+        ("  Who wrote <image> this book?  ", "<image>\nWho wrote  this book?"),  # inner spaces kept, as LLaVA
+        ("<image>", "<image>"),  # LLaVA strips the whole turn: no "\n" when nothing follows
+        ("<image><image>\nq", "<image>\nq"),  # every placeholder of the turn removed, one put in front
+        ("no placeholder", "<image>\nno placeholder"),  # LLaVA would train without the image; we keep it
+    ],
+)
+def test_image_normalised_as_llava(tok, question, normalized):
+    c = conv(question, "An answer.")
+    expected = conv(normalized, "An answer.")
+    assert render(c, VICUNA_V1, has_image=True) == render(expected, VICUNA_V1, has_image=True)
+    assert f"USER: {normalized} ASSISTANT:" in render(c, VICUNA_V1, has_image=True)
+    got = encode(c, tok, VICUNA_V1, has_image=True, max_length=4096)
+    assert got == encode(expected, tok, VICUNA_V1, has_image=True, max_length=4096)
+    assert got.input_ids.count(IMAGE_TOKEN_ID) == 1
+    # text-only samples: untouched, <image> is text
+    t = encode(c, tok, VICUNA_V1, has_image=False, max_length=4096)
+    assert IMAGE_TOKEN_ID not in t.input_ids
+    assert render(c, VICUNA_V1, has_image=False) == VICUNA_V1.system + f" USER: {question} ASSISTANT: An answer.</s>"
+
+
+def test_image_at_end_and_at_front_train_the_same_tokens(tok):
+    """A mix that kept `<image>` where llava_instruct_150k.json has it and one that moved it to the
+    front give the model the same sequence (issue 16)."""
+    end = conv("What is unusual about this image?\n<image>", "A man irons clothes on the back of a taxi.", "Why?", "For fun.")
+    front = conv("<image>\nWhat is unusual about this image?", "A man irons clothes on the back of a taxi.", "Why?", "For fun.")
+    a = encode(end, tok, VICUNA_V1, has_image=True, max_length=4096)
+    b = encode(front, tok, VICUNA_V1, has_image=True, max_length=4096)
+    assert a.input_ids == b.input_ids and a.labels == b.labels
+    p = encode(conv("Describe.\n<image>", "A taxi."), tok, PLAIN, has_image=True, max_length=2048)
+    assert p == encode(conv("<image>\nDescribe.", "A taxi."), tok, PLAIN, has_image=True, max_length=2048)
+
+
+# --------------------------------------------------------------------------------------------
+# golden: LLaVA-1.5's own preprocess_v1 / preprocess_plain (transformers 4.31.0), both `legacy` values
+
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "llava_golden"
+LLAVA_RECORDS = {r["id"]: r for r in json.loads((GOLDEN / "records.json").read_text(encoding="utf-8"))}
+LLAVA_IMAGE_TOKEN_INDEX = -200  # llava/constants.py IMAGE_TOKEN_INDEX; ours is the token id 32000
+SPECIAL_STRINGS = ("</s>", "<s>", "<unk>")  # control tokens to LLaVA's tokenizer, text to ours
+
+
+def has_special_strings(rec: dict) -> bool:
+    return any(s in t["value"] for t in rec["conversations"] for s in SPECIAL_STRINGS)
+
+
+def vicuna_tokenizer_folder(dest: Path, legacy: bool) -> Path:
+    """A tokenizer folder shaped as lmsys/vicuna-7b-v1.5 publishes it (no tokenizer.json)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(BUNDLED_TOKENIZER_MODEL, dest / "tokenizer.model")
+    cfg = json.loads((GOLDEN / "vicuna_tokenizer" / "tokenizer_config.json").read_text(encoding="utf-8"))
+    cfg["legacy"] = legacy
+    (dest / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    shutil.copyfile(GOLDEN / "vicuna_tokenizer" / "special_tokens_map.json", dest / "special_tokens_map.json")
+    return dest
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["legacy_true", "legacy_false"])
+def golden(request, tmp_path_factory):
+    legacy = request.param
+    folder = vicuna_tokenizer_folder(tmp_path_factory.mktemp(f"vicuna_legacy_{legacy}"), legacy)
+    doc = json.loads((GOLDEN / f"golden_legacy_{str(legacy).lower()}.json").read_text(encoding="utf-8"))
+    assert doc["meta"]["legacy"] is legacy and doc["meta"]["transformers"] == "4.31.0"
+    return legacy, folder, load_tokenizer(folder, add_llava_tokens=True), doc
+
+
+def llava_ids(row: dict) -> list[int]:
+    return [IMAGE_TOKEN_ID if x == LLAVA_IMAGE_TOKEN_INDEX else x for x in row["input_ids"]]
+
+
+def test_golden_folder_reads_legacy_flag(golden):
+    legacy, _, tok_, _ = golden
+    assert is_legacy(tok_) is legacy
+    assert (tok_.bos_token_id, tok_.eos_token_id, tok_.unk_token_id, tok_.pad_token_id) == (1, 2, 0, 32001)
+
+
+def test_golden_vicuna_v1_equals_llava(golden):
+    _, _, tok_, doc = golden
+    compared = 0
+    for row in doc["records"]:
+        rec = LLAVA_RECORDS[row["id"]]
+        if has_special_strings(rec):
+            continue
+        assert row["llava_printed"] is None, row["id"]
+        enc = encode(rec["conversations"], tok_, VICUNA_V1, has_image=row["has_image"], max_length=4096)
+        assert list(enc.input_ids) == llava_ids(row), row["id"]
+        assert list(enc.labels) == row["labels"], row["id"]
+        assert render(rec["conversations"], VICUNA_V1, has_image=row["has_image"]) == row["prompt"], row["id"]
+        compared += 1
+    assert compared == 8
+
+
+def test_golden_plain_equals_llava(golden):
+    _, _, tok_, doc = golden
+    compared = 0
+    for row in doc["plain_records"]:
+        rec = LLAVA_RECORDS[row["id"]]
+        if has_special_strings(rec):
+            continue
+        enc = encode(rec["conversations"], tok_, PLAIN, has_image=True, max_length=2048)
+        assert list(enc.input_ids) == llava_ids(row) and list(enc.labels) == row["labels"], row["id"]
+        compared += 1
+    assert compared == 3
+
+
+def test_golden_token_after_eos_follows_legacy(golden):
+    """The measured difference (training.md): after each `</s>` LLaVA has "▁US" (3148) with
+    legacy: true and "US" (3308) with legacy: false; the masks are the same."""
+    legacy, _, tok_, doc = golden
+    row = next(r for r in doc["records"] if r["id"] == "text_only_multi_round")
+    ids = llava_ids(row)
+    after = [ids[i + 1] for i, x in enumerate(ids[:-1]) if x == EOS_TOKEN_ID]
+    assert after == [3148 if legacy else 3308]
+    enc = encode(LLAVA_RECORDS["text_only_multi_round"]["conversations"], tok_, VICUNA_V1, has_image=False, max_length=4096)
+    assert [enc.input_ids[i + 1] for i, x in enumerate(enc.input_ids[:-1]) if x == EOS_TOKEN_ID] == after
+
+
+def test_golden_special_strings_llava_drops_we_train(golden):
+    """`</s>` / `<s>` in the data: LLaVA read them as control tokens, its mask count failed and the
+    whole sample was masked ("tokenization mismatch ... (ignored)"). Ours: text, every answer trained."""
+    _, _, tok_, doc = golden
+    rows = [r for r in doc["records"] if has_special_strings(LLAVA_RECORDS[r["id"]])]
+    assert len(rows) == 3
+    for row in rows:
+        rec = LLAVA_RECORDS[row["id"]]
+        assert all(x == IGNORE_INDEX for x in row["labels"]), row["id"]
+        assert "tokenization mismatch" in row["llava_printed"], row["id"]
+        enc = encode(rec["conversations"], tok_, VICUNA_V1, has_image=row["has_image"], max_length=4096)
+        n_answers = len(answers(rec["conversations"]))
+        assert enc.input_ids.count(EOS_TOKEN_ID) == n_answers and enc.input_ids.count(1) == 1
+        spans = trained_spans(enc)
+        assert [tok_.decode(s, skip_special_tokens=False) for s in spans] == [a + "</s>" for a in answers(rec["conversations"])]
+
+
+def test_golden_tokens_cli_on_vicuna_folder(golden, tmp_path):
+    """`python -m trainer tokens --tokenizer <tokenizer.model folder>` (issue 15 acceptance) gives LLaVA's ids."""
+    from trainer.__main__ import main
+
+    _, folder, _, doc = golden
+    out = tmp_path / "out.jsonl"
+    rc = main(["tokens", "--template", "vicuna_v1", "--tokenizer", str(folder), "--input", str(GOLDEN / "records.json"), "--out", str(out), "--max-length", "4096"])
+    assert rc == 0
+    rows = {r["id"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+    assert set(rows) == set(LLAVA_RECORDS)
+    for g in doc["records"]:
+        if not has_special_strings(LLAVA_RECORDS[g["id"]]):
+            assert rows[g["id"]]["input_ids"] == llava_ids(g) and rows[g["id"]]["labels"] == g["labels"], g["id"]
+
+
+def test_golden_default_tokenizer_is_legacy(tok):
+    """The bundled `.gguf` vocabulary (no tokenizer_config.json) behaves as legacy: true."""
+    assert is_legacy(tok)
+    doc = json.loads((GOLDEN / "golden_legacy_true.json").read_text(encoding="utf-8"))
+    for row in doc["records"]:
+        rec = LLAVA_RECORDS[row["id"]]
+        if not has_special_strings(rec):
+            enc = encode(rec["conversations"], tok, VICUNA_V1, has_image=row["has_image"], max_length=4096)
+            assert list(enc.input_ids) == llava_ids(row) and list(enc.labels) == row["labels"], row["id"]
+
+
+def test_tokenizer_model_folder_matches_llama_cpp_reference(golden):
+    _, _, tok_, _ = golden
+    inputs = (REF_DIR / "ggml-vocab-llama-spm.gguf.inp").read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n")
+    outputs = (REF_DIR / "ggml-vocab-llama-spm.gguf.out").read_text(encoding="utf-8").split("\n")
+    for text, ref in zip(inputs, outputs, strict=True):
+        assert tok_(text, add_special_tokens=False).input_ids == [int(x) for x in ref.split()], repr(text)
