@@ -137,13 +137,19 @@ def most_common(answers: Iterable[str]) -> str | None:
 
 
 _NUM_RE = re.compile(r"\d+")
+_INDEXED_RE = re.compile(r"(.*)-(\d+)")
 
 
-def natural_key(text: str) -> tuple[int, int | str]:
-    """Sort key for ids kept as strings: numeric ids by value (`"9"` < `"10"`), others lexically after."""
+def natural_key(text: str) -> tuple[int, int | str, int | str]:
+    """Sort key for ids kept as strings: numeric ids by value (`"9"` < `"10"`), then ids that end in a
+    `-<index>` (OCR-VQA's `<book>-<i>`, the i-th question of dataset.json) by prefix and index value
+    (`"b-2"` < `"b-10"`), others lexically."""
     if _NUM_RE.fullmatch(text):
-        return (0, int(text))
-    return (1, text)
+        return (0, int(text), "")
+    m = _INDEXED_RE.fullmatch(text)
+    if m:
+        return (1, m.group(1), int(m.group(2)))
+    return (1, text, -1)
 
 
 # `<image>` with one adjacent newline (the following one if any, else the preceding one)
@@ -311,12 +317,17 @@ def format_vqa(
     shuffle_turns: bool = True,
     max_turns: int | None = None,
     turns_per_conversation: int | None = None,
+    format_prompt: bool = True,
 ) -> list[Conversation]:
     """VQAv2 / GQA / OK-VQA / OCR-VQA: all QAs of the image in one conversation (PAPER A.2), the
     short-answer suffix on the first human turn only (sources.md 0.4).
 
+    `shuffle_turns=False` keeps the questions sorted by question id, which for OCR-VQA is the order
+    of the book's `questions` list in dataset.json (author, title, genre, yes/no), as in the release.
     `turns_per_conversation` = N splits the (shuffled, `max_turns`-cut) QAs into consecutive
-    conversations of at most N pairs, each opening with the image and the suffix like the first."""
+    conversations of at most N pairs, each opening with the image and the suffix like the first.
+    `format_prompt=False` leaves the suffix out (the paper's "VQAv2 without the format prompt"
+    ablation): every question is bare, the first one still opens with `<image>\\n`."""
     if not item.qas:
         raise FormatError(item.key, "no questions")
     qas = _ordered(item.qas, shuffle=shuffle_turns, rng=item_rng(seed, item.source, "turns", item.key))
@@ -332,7 +343,9 @@ def format_vqa(
                 raise FormatError(item.key, f"question {qa.question_id} has no answer")
             question = qa.question
             if i == 0:
-                question = IMAGE_TOKEN + "\n" + question + "\n" + SHORT_ANSWER_SUFFIX
+                question = (
+                    IMAGE_TOKEN + "\n" + question + ("\n" + SHORT_ANSWER_SUFFIX if format_prompt else "")
+                )
             conv += [turn("human", question), turn("gpt", apply_case(text, answer_case))]
         out.append(conv)
     return out
@@ -361,12 +374,17 @@ def _mcq_turn(q: Choice, shift: int) -> tuple[str, str]:
 
 
 def format_mcq(
-    item: MCQItem, *, seed: int, augment: str = "rotate_choices", shuffle_turns: bool = True
+    item: MCQItem,
+    *,
+    seed: int,
+    augment: str = "rotate_choices",
+    shuffle_turns: bool = True,
+    format_prompt: bool = True,
 ) -> list[Conversation]:
     """A-OKVQA: copy j presents every question with its choices rotated left by j (LLaVA's MMBench
     eval augments by the same cyclic rotation, llava/eval/model_vqa_mmbench.py); the instruction
-    follows the options on the first question only; answers are bare letters. Question order is the
-    same in every copy."""
+    follows the options on the first question only (none with `format_prompt=False`); answers are
+    bare letters. Question order is the same in every copy."""
     if not item.questions:
         raise FormatError(item.key, "no questions")
     questions = _ordered(
@@ -381,16 +399,32 @@ def format_mcq(
             except ValueError as err:
                 raise FormatError(item.key, f"question {q.question_id}: {err}") from None
             if i == 0:
-                human = IMAGE_TOKEN + "\n" + human + "\n" + MCQ_SUFFIX
+                human = IMAGE_TOKEN + "\n" + human + ("\n" + MCQ_SUFFIX if format_prompt else "")
             conv += [turn("human", human), turn("gpt", letter)]
         out.append(conv)
     return out
 
 
+def with_final_period(text: str) -> str:
+    """`text` (trailing whitespace dropped) ending with a full stop: `.` appended unless it already
+    ends with `.`, `!` or `?`. The release's TextCaps answers end with a period where the raw
+    `caption_str` has none ("Five Listerine Zero mouthwash bottles on a store shelf" ->
+    "... on a store shelf."); what it does after `!`/`?` or trailing spaces was not seen (our choice)."""
+    text = text.rstrip()
+    return text if not text or text.endswith((".", "!", "?")) else text + "."
+
+
 def format_caption(
-    item: CaptionItem, *, seed: int, caption: str = "first", ocr_tokens: bool = True
+    item: CaptionItem,
+    *,
+    seed: int,
+    caption: str = "first",
+    ocr_tokens: bool = True,
+    final_period: bool = True,
 ) -> list[Conversation]:
-    """TextCaps: one single-turn conversation per image; the OCR line only when there are tokens."""
+    """TextCaps: one single-turn conversation per image; the OCR line only when there are tokens;
+    with `final_period`, the caption ends with a full stop (`with_final_period`), else it is the raw
+    `caption_str`. Capitalisation is the caption's own (TextCaps captions start upper-case)."""
     if not item.captions:
         raise FormatError(item.key, "no captions")
     if caption == "first":
@@ -402,6 +436,8 @@ def format_caption(
     human = IMAGE_TOKEN + "\n" + CAPTION_PROMPT
     if ocr_tokens and item.ocr_tokens:
         human += "\n" + OCR_PREFIX + ", ".join(item.ocr_tokens)
+    if final_period:
+        text = with_final_period(text)
     return [[turn("human", human), turn("gpt", text)]]
 
 
@@ -490,14 +526,23 @@ def format_item(
             shuffle_turns=spec.shuffle_turns,
             max_turns=spec.max_turns,
             turns_per_conversation=spec.turns_per_conversation,
+            format_prompt=spec.format_prompt,
         )
     if isinstance(spec, MCQSpec):
         return format_mcq(
-            _expect(item, MCQItem), seed=seed, augment=spec.augment, shuffle_turns=spec.shuffle_turns
+            _expect(item, MCQItem),
+            seed=seed,
+            augment=spec.augment,
+            shuffle_turns=spec.shuffle_turns,
+            format_prompt=spec.format_prompt,
         )
     if isinstance(spec, CaptionSpec):
         return format_caption(
-            _expect(item, CaptionItem), seed=seed, caption=spec.caption, ocr_tokens=spec.ocr_tokens
+            _expect(item, CaptionItem),
+            seed=seed,
+            caption=spec.caption,
+            ocr_tokens=spec.ocr_tokens,
+            final_period=spec.final_period,
         )
     if isinstance(spec, VGSpec):
         return format_vg(

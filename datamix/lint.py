@@ -13,7 +13,9 @@ Every rule has a stable id `<category>/<name>`; `select` / `ignore` take ids or 
 - structure/alternation     turns alternate human, gpt, human, ... starting with human
 - structure/odd-turns       an even number of turns (every human turn answered)
 - structure/empty-turn      no empty (or whitespace-only) turn
-- structure/image-token     an image record holds exactly one `<image>` across all its turns
+- structure/image-token     an image record holds exactly one `<image>` across all its turns, wherever
+                            it stands (the release keeps LLaVA-Instruct's and LCS-558K's trailing
+                            `\\n<image>`; LLaVA's trainer moves it to the front at load time)
 - structure/text-only-image-token  a text-only record holds no `<image>`
 - structure/image-null      a text-only record omits `image` rather than setting it to null
 - prompt/suffix-missing     a format suffix (short-answer / option-letter) used on a later human turn

@@ -8,8 +8,13 @@ prompt strings themselves are `datamix.formats`'s; this module re-exports the on
 - `read_llava_json(path)` streams the records of a LLaVA-format file (a JSON array, or JSON lines)
   with `id` coerced to `str` (the release mixes string and integer ids, sources.md P8); a malformed
   record raises `LlavaJsonError` naming the file and the record index.
-- `export_llava_json(mix_dir, out_path)` writes a built mix (`manifest.parquet` + `shards/*.tar`) as
-  the release's JSON, in manifest order, streaming, through a temp file renamed into place.
+- `export_llava_json(mix_dir, out_path, image_prefix=...)` writes a built mix (`manifest.parquet` +
+  `shards/*.tar`) as the release's JSON, in manifest order, streaming, through a temp file renamed
+  into place, with image paths as the official files write them (`export_image_path`): stage 2
+  relative to the data root's `images/` folder (`coco/train2017/000000033471.jpg`, LLaVA's
+  `--image_folder ./playground/data`), stage 1 relative to the LCS-558K images folder
+  (`00453/004539375.jpg`, `--image_folder ./playground/data/LLaVA-Pretrain/images`), so that LLaVA's
+  own `train.py` reads the file unchanged.
 - `infer_source(record)` guesses the source of a release record from its image path and prompts;
   `import_records(path)` yields `(source, record)` pairs for `datamix import-llava`, whose writing
   into shards belongs to `datamix.shards`.
@@ -18,6 +23,7 @@ prompt strings themselves are `datamix.formats`'s; this module re-exports the on
 from __future__ import annotations
 
 import io
+import json
 import logging
 import mmap
 import os
@@ -40,6 +46,7 @@ from datamix.formats import (
     REG_PROMPT,
     SHORT_ANSWER_SUFFIX,
 )
+from datamix.paths import LLAVA_PRETRAIN_DIR
 from datamix.sources import SOURCE_NAMES
 
 log = logging.getLogger(__name__)
@@ -257,6 +264,50 @@ def import_records(path: Path | str) -> Iterator[tuple[str, dict[str, Any]]]:
 
 # --- export ---------------------------------------------------------------------------------------------
 
+#: `image_prefix` value that writes image paths as the release files do (the default of export).
+AUTO_PREFIX = "auto"
+
+
+def mix_stage(mix_dir: Path | str) -> int:
+    """The training stage a mix is for: 1 when its summary.json names a stage-1 recipe, or (imports,
+    which have no recipe) when every source it counts is `llava_pretrain`; else 2 (also when the
+    summary is missing or unreadable)."""
+    try:
+        summary = json.loads((Path(mix_dir) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 2
+    if not isinstance(summary, dict):
+        return 2
+    resolved = summary.get("recipe_resolved")
+    if isinstance(resolved, dict) and resolved.get("stage") in (1, 2):
+        return int(resolved["stage"])
+    sources = summary.get("sources")
+    if isinstance(sources, dict):
+        used = {
+            name
+            for name, c in sources.items()
+            if not isinstance(c, dict) or not isinstance(c.get("actual"), int) or c["actual"] > 0
+        }
+        if used and used <= {"llava_pretrain"}:
+            return 1
+    return 2
+
+
+def export_image_path(image: str, *, stage: int, image_prefix: str | None = AUTO_PREFIX) -> str:
+    """The `image` value an export writes for a path stored in a mix (relative to the data root's
+    `images/` folder, or to `import-llava --images`).
+
+    `auto` (or None): as the official files do. Stage 2: unchanged (`coco/train2017/...`, `gqa/images/...`,
+    `ocr_vqa/images/...`, `textvqa/train_images/...`, `vg/VG_100K/...`: relative to the data root's
+    `images/`, LLaVA's `--image_folder ./playground/data`). Stage 1: relative to the LCS-558K images
+    folder (`llava_pretrain/images/00453/004539375.jpg` -> `00453/004539375.jpg`, as in
+    `blip_laion_cc_sbu_558k.json`; `--image_folder ./playground/data/LLaVA-Pretrain/images`).
+    Any other string: that prefix + the stored path (`""` keeps the stored paths of either stage,
+    `/data/images/` makes them absolute)."""
+    if image_prefix is None or image_prefix == AUTO_PREFIX:
+        return image.removeprefix(LLAVA_PRETRAIN_DIR + "/") if stage == 1 else image
+    return image_prefix + image
+
 
 def resolve_shard(mix_dir: Path, shard: str) -> Path:
     """The file of a manifest's `shard` value: a path relative to the mix folder or to its `shards/`."""
@@ -375,12 +426,20 @@ class ShardReader:
         self.close()
 
 
-def export_llava_json(mix_dir: Path | str, out_path: Path | str, *, force: bool = False) -> int:
+def export_llava_json(
+    mix_dir: Path | str,
+    out_path: Path | str,
+    *,
+    force: bool = False,
+    image_prefix: str | None = AUTO_PREFIX,
+) -> int:
     """Write the mix at `mix_dir` as the release's JSON array; return the number of records written.
 
     Order is `manifest.parquet`'s; each record is `{id, image?, conversations}` taken from the shards'
-    `<key>.json` (text-only records without `image`). The array is written one record per line to a
-    temp file renamed onto `out_path` when complete. An existing `out_path` is refused unless `force`.
+    `<key>.json` (text-only records without `image`), its image path written by `export_image_path`
+    (`image_prefix`; `auto`: as the official files, stage from `mix_stage`). The array is written one
+    record per line to a temp file renamed onto `out_path` when complete. An existing `out_path` is
+    refused unless `force`.
     """
     mix_dir = Path(mix_dir)
     out_path = Path(out_path)
@@ -398,6 +457,7 @@ def export_llava_json(mix_dir: Path | str, out_path: Path | str, *, force: bool 
         raise LlavaJsonError(manifest, f"manifest lacks column(s) {sorted(missing)}")
     encoder = msgspec.json.Encoder()
     decoder = msgspec.json.Decoder()
+    stage = mix_stage(mix_dir)
     count = 0
     with atomic_path(out_path) as tmp, open(tmp, "wb") as out, ShardReader(mix_dir) as shards:
         out.write(b"[")
@@ -412,7 +472,9 @@ def export_llava_json(mix_dir: Path | str, out_path: Path | str, *, force: bool 
                     raise LlavaJsonError(f"{shard}:{key}.json", f"not valid JSON: {e}", count) from None
                 record: dict[str, Any] = {"id": sample["id"]}
                 if "image" in sample:
-                    record["image"] = sample["image"]
+                    record["image"] = export_image_path(
+                        sample["image"], stage=stage, image_prefix=image_prefix
+                    )
                 record["conversations"] = sample["conversations"]
                 out.write(b"\n" if count == 0 else b",\n")
                 out.write(encoder.encode(record))

@@ -119,7 +119,9 @@ def test_export_import_round_trip_and_lint(tiny_root, tmp_path):
     records = list(read_llava_json(exported))
     assert len(records) == n
     manifest = pl.read_parquet(tmp_path / "m" / "manifest.parquet")
+    # stage 2: paths relative to the data root's images/ folder (LLaVA's --image_folder), as released
     assert [r.get("image") for r in records] == manifest["image"].to_list()  # text-only: no `image` key
+    assert all((tiny_root / "images" / r["image"]).is_file() for r in records if "image" in r)
     assert sum("image" not in r for r in records) == manifest.filter(pl.col("source") == "sharegpt").height > 0
     assert lint_path(exported).clean and lint_path(tmp_path / "m").clean
     result = import_llava(exported, tiny_root / "images", tmp_path / "imported", max_samples=32)
@@ -130,6 +132,38 @@ def test_export_import_round_trip_and_lint(tiny_root, tmp_path):
     inferred = pl.read_parquet(tmp_path / "imported" / "manifest.parquet")["source"].value_counts()
     original = pl.read_parquet(tmp_path / "m" / "manifest.parquet")["source"].value_counts()
     assert set(inferred["source"]) <= set(original["source"]) | {"unknown"}
+
+
+def test_stage1_export_paths_feed_llava_and_round_trip(tiny_root, tmp_path):
+    recipe = tmp_path / "stage1.yaml"
+    recipe.write_text(
+        "name: stage1\nseed: 0\nstage: 1\ntemplate: plain\n"
+        "sources:\n  llava_pretrain: {choose: all, image_placement: raw}\nshards: {max_samples: 16}\n"
+    )
+    build(recipe, tiny_root, out=tmp_path / "m")
+    runner = CliRunner()
+    exported = tmp_path / "blip.json"
+    res = runner.invoke(app, ["export", str(tmp_path / "m"), "--out", str(exported)])
+    assert res.exit_code == 0, res.output
+    assert "--image_folder" in res.output and "llava_pretrain/images" in res.output
+    records = list(read_llava_json(exported))
+    lcs = tiny_root / "images" / "llava_pretrain" / "images"  # what LLaVA's --image_folder names
+    assert records and all(
+        "/" in r["image"] and not r["image"].startswith("llava_pretrain/") and (lcs / r["image"]).is_file()
+        for r in records
+    )
+    assert lint_path(exported).clean
+    # import-llava reads it back relative to the LCS-558K folder, every record inferred as llava_pretrain
+    result = import_llava(exported, lcs, tmp_path / "imported", max_samples=16)
+    assert result["samples"] == len(records)
+    assert set(pl.read_parquet(tmp_path / "imported" / "manifest.parquet")["source"]) == {"llava_pretrain"}
+    back = tmp_path / "back.json"
+    export_llava_json(tmp_path / "imported", back)
+    assert back.read_bytes() == exported.read_bytes()
+    # --image-prefix '' keeps the paths under the data root's images/ folder
+    res = runner.invoke(app, ["export", str(tmp_path / "m"), "--out", str(back), "--force", "--image-prefix", ""])
+    assert res.exit_code == 0, res.output
+    assert [r["image"] for r in read_llava_json(back)] == ["llava_pretrain/images/" + r["image"] for r in records]
 
 
 def test_import_llava_presize_from_the_cli(tiny_root, tmp_path):

@@ -304,6 +304,67 @@ def test_textcaps_prompt_and_ocr_line():
     )
 
 
+@pytest.mark.parametrize(
+    ("caption", "final_period", "answer"),
+    [
+        ("Five Listerine Zero mouthwash bottles on a store shelf", True, "Five Listerine Zero mouthwash bottles on a store shelf."),
+        ("Five Listerine Zero mouthwash bottles on a store shelf", False, "Five Listerine Zero mouthwash bottles on a store shelf"),
+        ("The time is now 10:22 according to this clock.", True, "The time is now 10:22 according to this clock."),
+        ("a clock says Angel Square ", True, "a clock says Angel Square."),  # trailing space dropped, case kept
+        ("Is this the exit?", True, "Is this the exit?"),
+        ("Welcome to Paris!", True, "Welcome to Paris!"),
+        ("Welcome to Paris! ", False, "Welcome to Paris! "),  # off: caption_str verbatim
+    ],
+)
+def test_textcaps_final_period(caption, final_period, answer):
+    item = CaptionItem(
+        key="textcaps-0", source="textcaps", id="x", image="textvqa/train_images/x.jpg", captions=(caption,)
+    )
+    assert format_caption(item, seed=0, final_period=final_period)[0][1] == g(answer)
+    spec = SPEC_TYPES["textcaps"](choose="all", final_period=final_period)
+    assert format_item(item, spec, seed=0)[0][1] == g(answer)
+    assert SPEC_TYPES["textcaps"](choose="all").final_period is True
+
+
+def test_format_prompt_off_drops_the_suffixes_only():
+    item = vqa_item(
+        [
+            QA(question_id="9", question="Is it raining?", answer="no"),
+            QA(question_id="10", question="What color is the bus?", answer="red"),
+        ]
+    )
+    off = format_vqa(item, seed=0, shuffle_turns=False, format_prompt=False)
+    assert off == [[h("<image>\nIs it raining?"), g("No"), h("What color is the bus?"), g("Red")]]
+    spec = VQASpec(choose="all", shuffle_turns=False, format_prompt=False)
+    assert format_item(item, spec, seed=0) == off
+    assert format_item(item, VQASpec(choose="all", shuffle_turns=False), seed=0)[0][0] == h(
+        "<image>\nIs it raining?" + SUFFIX
+    )
+    singles = format_vqa(item, seed=0, shuffle_turns=False, format_prompt=False, turns_per_conversation=1)
+    assert singles == [[h("<image>\nIs it raining?"), g("No")], [h("<image>\nWhat color is the bus?"), g("Red")]]
+    mcq = MCQItem(
+        key="aokvqa-0",
+        source="aokvqa",
+        id="1",
+        image="coco/train2017/000000000001.jpg",
+        questions=(Choice(question_id="a", question="Which?", choices=("x", "y"), correct=1),),
+    )
+    assert format_mcq(mcq, seed=0, format_prompt=False)[0] == [h("<image>\nWhich?\nA. x\nB. y"), g("B")]
+    spec = SPEC_TYPES["aokvqa"](choose="all", format_prompt=False)
+    assert format_item(mcq, spec, seed=0) == format_mcq(mcq, seed=0, format_prompt=False)
+    assert format_mcq(mcq, seed=0)[0][0] == h("<image>\nWhich?\nA. x\nB. y" + MCQ_SUFFIX)
+
+
+def test_unshuffled_ocrvqa_keeps_dataset_order_past_ten_questions():
+    # OCR-VQA question ids are `<book>-<i>` (i = position in dataset.json's `questions`): "b-10" after "b-9"
+    qas = [QA(question_id=f"761183272-{i}", question=f"q{i}?", answer=f"a{i}") for i in range(12)]
+    item = vqa_item(reversed(qas), key="ocrvqa-0", source="ocrvqa")
+    conv = format_vqa(item, seed=0, shuffle_turns=False)[0]
+    assert [t["value"] for t in conv[1::2]] == [f"A{i}" for i in range(12)]
+    assert formats.natural_key("9") < formats.natural_key("10") < formats.natural_key("b-2")
+    assert formats.natural_key("b-2") < formats.natural_key("b-10") < formats.natural_key("c")
+
+
 # ------------------------------------------------------------------------------------------------
 # regions
 

@@ -17,10 +17,12 @@ from datamix.fileio import iter_json_list
 from datamix.lint import lint_path
 from datamix.llava_json import (
     LlavaJsonError,
+    export_image_path,
     export_llava_json,
     import_records,
     infer_source,
     iter_json_array,
+    mix_stage,
     read_llava_json,
     tar_members,
 )
@@ -312,6 +314,83 @@ def test_export_import_round_trip(tmp_path):
     assert [s for s, _ in back] == [s for _, s, _ in samples]
     assert [r["conversations"] for _, r in back] == [r["conversations"] for _, _, r in samples]
     assert [r["id"] for _, r in back] == [str(r["id"]) for _, _, r in samples]
+
+
+@pytest.mark.parametrize(
+    ("image", "stage", "prefix", "written"),
+    [
+        ("coco/train2017/000000033471.jpg", 2, "auto", "coco/train2017/000000033471.jpg"),
+        ("gqa/images/2354786.jpg", 2, None, "gqa/images/2354786.jpg"),
+        ("ocr_vqa/images/140031996X.jpg", 2, "auto", "ocr_vqa/images/140031996X.jpg"),
+        ("textvqa/train_images/011e7e629fb9ae7b.jpg", 2, "auto", "textvqa/train_images/011e7e629fb9ae7b.jpg"),
+        ("vg/VG_100K/4.jpg", 2, "auto", "vg/VG_100K/4.jpg"),
+        # stage 1: relative to the LCS-558K images folder, as blip_laion_cc_sbu_558k.json writes it
+        ("llava_pretrain/images/00453/004539375.jpg", 1, "auto", "00453/004539375.jpg"),
+        ("00453/004539375.jpg", 1, "auto", "00453/004539375.jpg"),  # an imported stage-1 file
+        ("llava_pretrain/images/00453/004539375.jpg", 1, "", "llava_pretrain/images/00453/004539375.jpg"),
+        (
+            "coco/train2017/000000033471.jpg",
+            2,
+            "/data/images/",
+            "/data/images/coco/train2017/000000033471.jpg",
+        ),
+        ("llava_pretrain/images/00453/004539375.jpg", 1, "./", "./llava_pretrain/images/00453/004539375.jpg"),
+    ],
+)
+def test_export_image_path(image, stage, prefix, written):
+    assert export_image_path(image, stage=stage, image_prefix=prefix) == written
+
+
+def _stage1_mix(tmp_path: Path, summary: dict | None) -> Path:
+    record = {**BY_SOURCE["llava_pretrain"], "image": "llava_pretrain/images/00453/004539375.jpg"}
+    mix = build_mix(
+        tmp_path / "mix", [[("llava_pretrain-0", "llava_pretrain", record)]], order=["llava_pretrain-0"]
+    )
+    if summary is not None:
+        (mix / "summary.json").write_text(json.dumps(summary))
+    return mix
+
+
+@pytest.mark.parametrize(
+    ("summary", "stage"),
+    [
+        ({"recipe_resolved": {"stage": 1}, "sources": {"llava_pretrain": {"actual": 1}}}, 1),
+        ({"sources": {"llava_pretrain": {"actual": 1, "expected": None}}}, 1),  # import-llava: no recipe
+        ({"sources": {"llava_pretrain": {"actual": 1}, "gqa": {"actual": 0}}}, 1),
+        ({"sources": {"llava_pretrain": {"actual": 1}, "gqa": {"actual": 2}}}, 2),
+        ({"recipe_resolved": {"stage": 2}, "sources": {"llava_pretrain": {"actual": 1}}}, 2),
+        (None, 2),
+    ],
+)
+def test_export_stage_one_paths_relative_to_the_lcs_images_folder(tmp_path, summary, stage):
+    mix = _stage1_mix(tmp_path, summary)
+    assert mix_stage(mix) == stage
+    out = tmp_path / "stage1.json"
+    export_llava_json(mix, out)
+    [record] = json.loads(out.read_text())
+    assert record["image"] == (
+        "00453/004539375.jpg" if stage == 1 else "llava_pretrain/images/00453/004539375.jpg"
+    )
+    assert record["id"] == "004539375"
+    export_llava_json(mix, out, force=True, image_prefix="")
+    assert json.loads(out.read_text())[0]["image"] == "llava_pretrain/images/00453/004539375.jpg"
+    # import-llava infers the source of the unprefixed path too
+    assert [s for s, _ in import_records(out)] == ["llava_pretrain"]
+
+
+def test_export_stage_two_paths_relative_to_the_images_root_and_prefix(tmp_path):
+    mix = _mix(tmp_path)
+    (mix / "summary.json").write_text(json.dumps({"recipe_resolved": {"stage": 2}}))
+    out = tmp_path / "mix.json"
+    export_llava_json(mix, out, image_prefix="playground/data/")
+    images = [r.get("image") for r in json.loads(out.read_text())]
+    assert images == [
+        None,
+        "playground/data/coco/train2017/000000299207.jpg",
+        "playground/data/gqa/images/2354786.jpg",
+    ]
+    export_llava_json(mix, out, force=True)
+    assert out.read_text() == EXPECTED_EXPORT
 
 
 # --- tar scanning ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from datamix.recipe import (
     SPEC_TYPES,
     RecipeError,
     available_recipes,
+    canonical_json,
     load_recipe,
     parse_recipe,
     recipe_dir,
@@ -79,9 +80,12 @@ def test_llava15_665k_defaults():
     assert s["aokvqa"].augment == "rotate_choices"
     assert s["textcaps"].caption == "first" and s["textcaps"].ocr_tokens is True
     assert s["vg"].pairs == 10 and s["refcoco"].max_pairs == 9
-    assert s["vg"].box_frame == s["refcoco"].box_frame == "padded_square"
     assert s["vg"].region_tasks == ["reg", "rec"]
-    assert s["llava_instruct"].image_placement == "front"
+    # the release's conventions (tests/test_release_conventions.py tests each on a real record)
+    assert s["vg"].box_frame == "padded_square" and s["refcoco"].box_frame == "original"
+    assert s["llava_instruct"].image_placement == "raw"
+    assert s["ocrvqa"].shuffle_turns is False and s["textcaps"].final_period is True
+    assert all(s[n].format_prompt is True for n in ("vqav2", "gqa", "okvqa", "aokvqa", "ocrvqa"))
     pre = load_recipe("llava15_pretrain_558k")
     assert pre.stage == 1 and pre.sources["llava_pretrain"].image_placement == "raw"
     demo = load_recipe("demo")
@@ -89,6 +93,48 @@ def test_llava15_665k_defaults():
     every = load_recipe(Path(__file__).parent / "fixtures" / "recipes" / "every_source.yaml")
     assert set(every.sources) == set(SOURCE_NAMES) - {"llava_pretrain"}
     assert demo.eval_split == {"gqa": 0.1, "vqav2": 0.1}
+
+
+def test_llava15_665k_fixed_differs_only_by_the_corrections():
+    release, fixed = load_recipe("llava15_665k"), load_recipe("llava15_665k_fixed")
+    assert (
+        fixed.name == "llava15_665k_fixed" and fixed.seed == release.seed and fixed.expect == release.expect
+    )
+    a = json.loads(canonical_json(release))
+    b = json.loads(canonical_json(fixed))
+    diffs = {
+        (name, key): (spec[key], b["sources"][name][key])
+        for name, spec in a["sources"].items()
+        for key in spec
+        if spec[key] != b["sources"][name][key]
+    }
+    assert diffs == {
+        ("llava_instruct", "image_placement"): ("raw", "front"),
+        ("ocrvqa", "shuffle_turns"): (False, True),
+        ("refcoco", "box_frame"): ("original", "padded_square"),
+    }
+    assert {k: v for k, v in a.items() if k not in ("sources", "name", "description")} == {
+        k: v for k, v in b.items() if k not in ("sources", "name", "description")
+    }
+
+
+def test_format_prompt_option_on_vqa_and_mcq_only(tmp_path):
+    recipe = parse_recipe(
+        {
+            "name": "t",
+            "seed": 1,
+            "sources": {
+                "vqav2": {"choose": 1, "format_prompt": False},
+                "aokvqa": {"choose": 1, "format_prompt": False},
+            },
+        }
+    )
+    assert recipe.sources["vqav2"].format_prompt is False and recipe.sources["aokvqa"].format_prompt is False
+    assert load_recipe("demo").sources["vqav2"].format_prompt is True  # default: the release's prompts
+    err = error_of(tmp_path, "name: t\nseed: 1\nsources:\n  textcaps: {choose: all, format_prompt: false}\n")
+    assert err.field == "sources.textcaps.format_prompt"
+    err = error_of(tmp_path, "name: t\nseed: 1\nsources:\n  vqav2: {choose: all, format_prompt: 'no'}\n")
+    assert err.field == "sources.vqav2.format_prompt"
 
 
 # ------------------------------------------------------------------------------------------------
