@@ -8,6 +8,10 @@ normalized tables' stats, which hashed them when they were read).
 A recipe with `shards: presize` stores presized images (the trainer's padded, resized square,
 re-encoded as JPEG) in the training and the eval shards: a pixel-changing speed trade-off, recorded
 in summary.json (`presize`) and the resolved recipe; see `datamix.shards`.
+
+`overrides` (`datamix build --set sources.vqav2.choose=1000`, repeatable) change any recipe field for
+one build without editing the file (`datamix.recipe.apply_overrides`: validated like the file); they
+are recorded in summary.json (`overrides`), and the resolved recipe and its hash include them.
 """
 
 from __future__ import annotations
@@ -16,14 +20,14 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from datamix.fileio import sha256_file
 from datamix.mix import MixError, Sample, build_samples, plan
 from datamix.paths import Layout
-from datamix.recipe import PresizeSpec, canonical_json, load_recipe
+from datamix.recipe import PresizeSpec, apply_overrides, canonical_json, load_recipe
 from datamix.shards import BuildError, text_token_counter, write_mix
 
 log = logging.getLogger(__name__)
@@ -56,16 +60,20 @@ def build(
     dry_run: bool = False,
     force: bool = False,
     on_shard: ShardProgress | None = None,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Build a recipe's mix. With `dry_run`, return the plan (counts per source) and write nothing.
 
-    Held-out eval samples (the recipe's `eval_split`) go to `<out>/eval/` as a mix folder of their own.
+    `overrides` are `dotted.path=value` strings applied to the recipe before anything else (see the
+    module docstring). Held-out eval samples (the recipe's `eval_split`) go to `<out>/eval/` as a mix
+    folder of their own.
     """
-    recipe = load_recipe(recipe_ref)
+    overrides = list(overrides)
+    recipe = apply_overrides(load_recipe(recipe_ref), overrides, file=recipe_ref)
     layout = Layout.at(root)
     if dry_run:
         the_plan = plan(recipe, layout.root)
-        return {**the_plan.as_dict(), "lines": the_plan.lines()}
+        return {**the_plan.as_dict(), "overrides": overrides, "lines": the_plan.lines()}
     target = Path(out) if out is not None else layout.mix(recipe.name)
     raw_inputs = _raw_inputs(layout, list(recipe.sources))
     count_tokens = _text_counter(tokenizer)
@@ -74,6 +82,7 @@ def build(
         **mix.summary(),
         "recipe_resolved": json.loads(canonical_json(recipe)),
         "recipe_file": str(recipe_ref),
+        "overrides": overrides,
         "raw_inputs": raw_inputs,
         "tokenizer": tokenizer,
     }

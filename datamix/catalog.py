@@ -417,11 +417,13 @@ def load_catalog(path: Path | str) -> tuple[RemoteFile, ...]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise CatalogError(path, [f"cannot read: {e.strerror or e}"]) from None
+    except UnicodeDecodeError as e:
+        raise CatalogError(path, [f"not UTF-8 text (byte {e.start})"]) from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
+            from datamix import yamlio
 
-            data = yaml.safe_load(text)
+            data = yamlio.loads(text)
         else:
             data = json.loads(text)
     except json.JSONDecodeError as e:

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import reprlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -41,6 +42,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from datamix import yamlio
 from datamix.schema import Kind
 
 log = logging.getLogger(__name__)
@@ -98,8 +100,14 @@ class _Missing:
 _MISSING_VALUE = _Missing()
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple, _REPR.maxset = 3, 4, 4, 4, 4
+_REPR.maxstring = _REPR.maxother = 60
+
+
 def _short(value: Any, n: int = 80) -> str:
-    text = repr(value)
+    """A bounded repr: never walks more of `value` than it shows (a huge value costs nothing)."""
+    text = _REPR.repr(value)
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
@@ -145,7 +153,8 @@ class LlavaInstructSpec(SourceSpec):
 
     `image_placement: front` strips `<image>` (with one adjacent newline) from every turn and puts
     `<image>\\n` at the start of the first human turn, as LLaVA's train.py `preprocess_multimodal`
-    does at training time; `raw` keeps the placement of the data (the release keeps it, sources.md 0.4).
+    does at training time; `raw` keeps the placement of `llava_instruct_150k.json` (some records end
+    with `\\n<image>`), as the release does (sources.md 0.4; recipe `llava15_665k`).
     """
 
     image_placement: Literal["front", "raw"] = "front"
@@ -170,12 +179,15 @@ class VQASpec(SourceSpec):
     - `answer_case`: `capitalize_first` upper-cases the first letter, the rest untouched (sources.md 0.4).
     - `answer`: `consensus` = the dataset's main answer (VQAv2 `multiple_choice_answer`, GQA `answer`);
       `most_common` = most frequent annotator answer, ties by first occurrence.
-    - `shuffle_turns`: questions sorted by question id, then shuffled with (seed, source, "turns", item).
+    - `shuffle_turns`: questions sorted by question id, then shuffled with (seed, source, "turns", item);
+      `false` keeps the sorted order, which for OCR-VQA is dataset.json's order (the release's).
     - `max_turns`: keep at most this many QA pairs per image (`null`: all).
     - `turns_per_conversation`: split an image's QA pairs into conversations of at most this many,
       each opening with the image and the suffix (`null`: one conversation per image, as released).
       With 1, no answer can be read off an earlier turn of the same conversation ("Which shape is
       red? Circle." then "What color is the circle?"), and every question has the suffix.
+    - `format_prompt`: `false` leaves out the short-answer suffix (`Answer the question using a
+      single word or phrase.`), the paper's "VQAv2 without the format prompt" ablation row.
     """
 
     answer_case: Literal["capitalize_first", "as_is"] = "capitalize_first"
@@ -183,6 +195,7 @@ class VQASpec(SourceSpec):
     shuffle_turns: bool = True
     max_turns: PositiveInt | None = None
     turns_per_conversation: PositiveInt | None = None
+    format_prompt: bool = True
 
 
 class OKVQASpec(VQASpec):
@@ -193,23 +206,29 @@ class OKVQASpec(VQASpec):
 
 class MCQSpec(SourceSpec):
     """A-OKVQA: `augment: rotate_choices` makes k conversations per image (k = number of choices),
-    copy j with every question's choices rotated left by j; `none` makes one, choices as given."""
+    copy j with every question's choices rotated left by j; `none` makes one, choices as given.
+    `format_prompt: false` leaves out the option-letter instruction."""
 
     augment: Literal["rotate_choices", "none"] = "rotate_choices"
     shuffle_turns: bool = True
+    format_prompt: bool = True
 
 
 class CaptionSpec(SourceSpec):
     """TextCaps: `caption: first` (lowest caption id) or `random` (seeded per image); `ocr_tokens`
-    adds the `Reference OCR token:` line when the image has tokens."""
+    adds the `Reference OCR token:` line when the image has tokens; `final_period` ends the caption
+    with a full stop where `caption_str` has none (the release's answers do; `false`: `caption_str`
+    verbatim)."""
 
     caption: Literal["first", "random"] = "first"
     ocr_tokens: bool = True
+    final_period: bool = True
 
 
 class RegionSpec(SourceSpec):
     """Region sources: each pair is REG or REC (p = 0.5 each when both are listed); boxes in the
-    `padded_square` frame (what the model sees after LLaVA's expand2square) or the `original` one."""
+    `padded_square` frame (what the model sees after LLaVA's expand2square) or the `original` one
+    (x / width, y / height: the release's RefCOCO frame, LLaVA issue #623; its VG boxes are padded)."""
 
     region_tasks: Annotated[list[Literal["reg", "rec"]], Field(min_length=1, max_length=2)] = ["reg", "rec"]
     box_frame: Literal["padded_square", "original"] = "padded_square"
@@ -404,7 +423,12 @@ class Recipe(_Strict):
 
     @model_validator(mode="after")
     def _presize_needs_padded_boxes(self) -> Recipe:
-        """Presized images are padded squares: boxes in the `original` frame would not match them."""
+        """Presized images are padded squares: boxes in the `original` frame would not match them.
+
+        The release-exact recipe (`llava15_665k`, RefCOCO in the `original` frame) therefore does not
+        presize; a presized build uses `llava15_665k_fixed` (padded-square boxes) or sets
+        `box_frame: padded_square` itself. The stored square carries no trace of the original frame,
+        so a presized shard and an original-frame box could never be checked against each other."""
         if self.shards.presize is None:
             return self
         errors: list[InitErrorDetails] = [
@@ -412,7 +436,8 @@ class Recipe(_Strict):
                 type=PydanticCustomError(
                     "presize_box_frame",
                     "box_frame 'original' cannot be combined with shards.presize: the stored images are "
-                    "padded squares, so boxes must be in the padded_square frame (or drop shards.presize)",
+                    "padded squares, so boxes must be in the padded_square frame (as in llava15_665k_fixed; "
+                    "or drop shards.presize)",
                 ),
                 loc=("sources", name, "box_frame"),
                 input=spec.box_frame,
@@ -474,28 +499,6 @@ except Exception:  # pragma: no cover - pydantic-core internals moved: fall back
 # loading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML silently keeps the last of two equal keys; a recipe naming a source twice is an error."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r} (first at line {seen[key] + 1})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def recipe_dir() -> Path:
     """The repository's `recipes/` folder (beside the package in a checkout or editable install)."""
     return Path(__file__).resolve().parent.parent / "recipes"
@@ -531,8 +534,10 @@ def load_recipe(name_or_path: str | os.PathLike[str]) -> Recipe:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise RecipeError(path, [("", _MISSING_VALUE, f"cannot read: {err}")]) from None
+    except UnicodeDecodeError as err:
+        raise RecipeError(path, [("", _MISSING_VALUE, f"not UTF-8 text (byte {err.start})")]) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yamlio.loads(text)
     except yaml.YAMLError as err:
         raise RecipeError(path, [("", _MISSING_VALUE, f"not valid YAML: {err}")]) from None
     recipe = parse_recipe(data, file=path)
@@ -615,3 +620,54 @@ def recipe_hash(recipe: Recipe) -> str:
     """sha256 (hex) of the canonical JSON dump: equal for equal resolved recipes, whatever the YAML
     spelling (key order, defaults written out or not, `"512MB"` vs `512000000`)."""
     return hashlib.sha256(canonical_json(recipe).encode("utf-8")).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------
+# command-line overrides (`datamix build --set sources.vqav2.choose=1000`)
+
+_SELECTION_RULES = ("choose", "proportion", "repeat")
+
+
+def apply_overrides(
+    recipe: Recipe, overrides: list[str] | tuple[str, ...], *, file: str | os.PathLike[str] | None = None
+) -> Recipe:
+    """`recipe` with `dotted.path=value` overrides applied, validated exactly as a recipe file is.
+
+    Each value is parsed as YAML (`1000`, `false`, `null`, `[reg]`, `{choose: 10}`), so it has the type
+    the same text would have in the file. A dotted path may name any field, a source that is not yet
+    in the recipe (`sources.gqa.choose=100` adds it), or a whole mapping. Setting one selection rule of
+    a source (`choose`, `proportion`, `repeat`) clears the other two, since a source takes exactly one.
+    Overrides apply in order, later ones win. Returns a new `Recipe` (its hash covers the overrides);
+    a malformed override or an invalid result raises `RecipeError` naming the field and the value, with
+    `file` given as `<file> (with --set ...)`.
+    """
+    if not overrides:
+        return recipe
+    where = f"{file if file is not None else '<recipe>'} (with --set {' '.join(overrides)})"
+    data: dict[str, Any] = recipe.model_dump(mode="json")
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        parts = key.split(".")
+        if not sep or not key or any(not p for p in parts):
+            raise RecipeError(where, [(key, item, "an override is dotted.path=value (e.g. sources.vqav2.choose=1000)")])
+        try:
+            value = yamlio.loads(text) if text.strip() else None
+        except yaml.YAMLError as err:
+            raise RecipeError(where, [(key, text, f"value is not valid YAML: {err}")]) from None
+        node: Any = data
+        for depth, part in enumerate(parts[:-1]):
+            if not isinstance(node, dict):
+                raise RecipeError(where, [(".".join(parts[:depth]), node, "is not a mapping: cannot set a field under it")])
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+        if not isinstance(node, dict):
+            raise RecipeError(where, [(".".join(parts[:-1]), node, "is not a mapping: cannot set a field under it")])
+        leaf = parts[-1]
+        if len(parts) == 3 and parts[0] == "sources" and leaf in _SELECTION_RULES and value is not None:
+            for other in _SELECTION_RULES:
+                if other != leaf:
+                    node.pop(other, None)
+        node[leaf] = value
+    return parse_recipe(data, file=where)
