@@ -70,25 +70,62 @@ def sources(root: Path | None = RootOpt) -> None:
 @app.command()
 def synth(
     root: Path | None = RootOpt,
-    scale: str = typer.Option("tiny", "--scale", help="tiny (seconds) or small (the demo's few thousand samples)."),
+    scale: str | None = typer.Option(
+        None,
+        "--scale",
+        help="demo profile: tiny (seconds, the default) or small (the demo's few thousand samples).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed: same seed, byte-identical files."),
-    force: bool = typer.Option(False, "--force", help="Write into a root that holds data synth did not write."),
+    force: bool = typer.Option(
+        False, "--force", help="Write into a root that holds data synth did not write."
+    ),
+    profile: str = typer.Option(
+        "demo",
+        "--profile",
+        help="demo (drawn scenes with learnable content) or volume (real sizes, filler text, hard-linked "
+        "images: for benchmarks).",
+    ),
+    fraction: float | None = typer.Option(
+        None, "--fraction", help="volume profile: fraction of the real sizes, in (0, 1] (default 1)."
+    ),
 ) -> None:
     """Write synthetic raw files of every source in the real formats, with images, under ROOT."""
     from datamix.paths import resolve_root
     from datamix.synth import SynthError
     from datamix.synth import synth as run_synth
 
-    if scale not in ("tiny", "small"):
-        raise typer.BadParameter(f"--scale must be tiny or small, not {scale!r}")
+    if profile not in ("demo", "volume"):
+        raise typer.BadParameter(f"--profile must be demo or volume, not {profile!r}")
+    if profile == "demo":
+        if fraction is not None:
+            raise typer.BadParameter("--fraction applies to --profile volume (the demo profile has --scale)")
+        scale = scale or "tiny"
+        if scale not in ("tiny", "small"):
+            raise typer.BadParameter(f"--scale must be tiny or small, not {scale!r}")
+    else:
+        if scale is not None:
+            raise typer.BadParameter("--scale applies to --profile demo (the volume profile has --fraction)")
+        fraction = 1.0 if fraction is None else fraction
+        if not 0 < fraction <= 1:
+            raise typer.BadParameter(f"--fraction must be in (0, 1], not {fraction}")
     target = resolve_root(root)
     try:
-        counts = run_synth(target, scale=scale, seed=seed, force=force)
+        counts = run_synth(
+            target, scale=scale or "tiny", seed=seed, force=force, profile=profile, fraction=fraction
+        )
     except SynthError as e:
         console.print(f"[red]synth:[/red] {e}", highlight=False)
         raise typer.Exit(2) from None
     total = sum(counts.values())
-    out.print(f"synth: {len(counts)} sources, {total:,} raw records under {target} (scale {scale}, seed {seed})")
+    if profile == "demo":
+        out.print(
+            f"synth: {len(counts)} sources, {total:,} raw records under {target} (scale {scale}, seed {seed})"
+        )
+    else:
+        out.print(
+            f"synth: {len(counts)} sources, {total:,} items to normalize under {target} "
+            f"(profile volume, fraction {fraction:g}, seed {seed})"
+        )
 
 
 app.command("download", help="Fetch, verify and extract the official files of SRC... (default: all).")(download)
@@ -134,6 +171,10 @@ def build(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan (counts per source); write nothing."),
     force: bool = typer.Option(False, "--force", help="Replace a different earlier build in the output folder."),
+    set_: list[str] = typer.Option(
+        None, "--set", metavar="FIELD=VALUE",
+        help="Override a recipe field (dotted path, YAML value; repeatable), e.g. sources.vqav2.choose=1000.",
+    ),
 ) -> None:
     """Normalized tables + recipe -> deterministic WebDataset shards, manifest.parquet, summary.json."""
     from datamix.build import build as run_build
@@ -146,6 +187,7 @@ def build(
             result = run_build(
                 recipe, root, out=out, jobs=jobs, tokenizer=tokenizer, dry_run=dry_run, force=force,
                 on_shard=lambda done, total: progress("shards", done - progress.counts.get("shards", 0)),
+                overrides=set_ or (),
             )
     except (RecipeError, MixError, BuildError) as e:
         console.print(f"[red]build failed:[/red] {e}", highlight=False)
@@ -153,6 +195,8 @@ def build(
     if dry_run:
         for line in result.get("lines", []):
             out_console(line)
+        if result.get("overrides"):
+            out_console(f"overrides: {' '.join(result['overrides'])} (recipe hash {result['recipe_hash'][:12]})")
         out_console(f"plan: {result['recipe']}: {result['total']:,} samples (dry run, nothing written)")
         return
     _print_counts(result)
@@ -181,18 +225,31 @@ def export_cmd(
     format: str = typer.Option("llava-json", "--format", help="Only llava-json."),
     out_file: Path = typer.Option(..., "--out", help="Output JSON file."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    image_prefix: str = typer.Option(
+        "auto", "--image-prefix", metavar="PREFIX",
+        help="auto: image paths as the official files (stage 2: coco/train2017/..., relative to the data "
+        "root's images/; stage 1: 00453/004539375.jpg, relative to the LCS-558K images folder). "
+        "Any other value is prepended to the path under the data root's images/ ('' keeps it as is).",
+    ),
 ) -> None:
     """A mix as the release's JSON (array of {id, image?, conversations}) for the original LLaVA trainer."""
-    from datamix.llava_json import LlavaJsonError, export_llava_json
+    from datamix.llava_json import AUTO_PREFIX, LlavaJsonError, export_llava_json, mix_stage
+    from datamix.paths import LLAVA_PRETRAIN_DIR
 
     if format != "llava-json":
         raise typer.BadParameter(f"--format must be llava-json, not {format!r}")
     try:
-        n = export_llava_json(mix_dir, out_file, force=force)
+        n = export_llava_json(mix_dir, out_file, force=force, image_prefix=image_prefix)
     except (LlavaJsonError, FileExistsError, FileNotFoundError) as e:
         console.print(f"[red]export failed:[/red] {e}", highlight=False)
         raise typer.Exit(1) from None
     out_console(f"export: {n:,} records -> {out_file}")
+    root = mix_dir.parent.parent if mix_dir.parent.name == "mixes" else Path("<data root>")
+    if image_prefix == AUTO_PREFIX:
+        folder = root / "images" / (LLAVA_PRETRAIN_DIR if mix_stage(mix_dir) == 1 else "")
+        out_console(f"LLaVA train.py: --data_path {out_file} --image_folder {str(folder).rstrip('/')}")
+    else:
+        out_console(f"image paths: {image_prefix!r} + the path under {root / 'images'}")
 
 
 @app.command("import-llava")
@@ -234,6 +291,35 @@ def import_llava_cmd(
         raise typer.Exit(1) from None
     _print_counts(result)
     out_console(f"import-llava: {result['samples']:,} samples in {result['shards']} shards -> {out_dir}")
+
+
+@app.command("compare")
+def compare_cmd(
+    a: Path = typer.Argument(..., metavar="A", help="A mix folder, its manifest.parquet, or a LLaVA-format JSON file."),
+    b: Path = typer.Argument(..., metavar="B", help="The same kinds (e.g. the official llava_v1_5_mix665k.json)."),
+    format: str = typer.Option("text", "--format", help="Output: text or json."),
+    examples: int = typer.Option(3, "--examples", min=0, help="Examples shown per source and difference class."),
+) -> None:
+    """Match the records of A and B by image and question per source; classify how matched ones differ.
+    Exit 0 identical, 1 different, 2 cannot run."""
+    import json
+
+    from datamix.compare import CompareError, exit_code, format_text
+    from datamix.compare import compare as run_compare
+
+    if format not in ("text", "json"):
+        print(f"datamix compare: error: unknown --format {format!r}; use text or json", file=sys.stderr)
+        raise typer.Exit(2)
+    try:
+        result = run_compare(a, b, examples=examples)
+    except CompareError as e:
+        print(f"datamix compare: error: {e}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    if format == "json":
+        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(format_text(result))
+    raise typer.Exit(exit_code(result))
 
 
 @app.command("inspect")

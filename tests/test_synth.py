@@ -135,6 +135,18 @@ def test_bad_arguments(tmp_path: Path) -> None:
         synth(tmp_path, "tiny", seed="0")  # type: ignore[arg-type]
 
 
+def test_one_writer_module_per_source() -> None:
+    import importlib
+
+    from datamix.synth.volume import WRITERS
+
+    for source in SOURCES:
+        module = importlib.import_module(f"datamix.synth.{source}")
+        assert module.SOURCE == source
+        assert callable(module.write_demo) and callable(module.write_volume), source
+    assert list(WRITERS) == list(SOURCES)
+
+
 def test_counts_and_every_official_file(world) -> None:
     root, counts = world
     assert list(counts) == list(SOURCES)
@@ -314,7 +326,9 @@ def test_choice_questions_offer_the_answer_and_one_other_shape(world) -> None:
 
     gqa = _raw(root, "gqa", "train_balanced_questions.json")
     chosen = [  # (one planted record's question is a number)
-        v for v in gqa.values() if v.get("types", {}).get("structural") == "choose" and isinstance(v["question"], str)
+        v
+        for v in gqa.values()
+        if v.get("types", {}).get("structural") == "choose" and isinstance(v["question"], str)
     ]
     assert chosen
     for v in chosen:
@@ -423,17 +437,21 @@ def test_textcaps_ocr_boxes_hold_text(world) -> None:
     assert with_text >= 3
 
 
-def test_normalize_gives_eleven_tables(world) -> None:
+def test_normalize_gives_eleven_tables(world, tmp_path: Path) -> None:
     pytest.importorskip("datamix.normalize")
     from datamix.normalize import normalize
+    from datamix.synth.demo import write_demo
 
     root, _ = world
     results = normalize(root=root)
     assert sorted(r["source"] for r in results) == sorted(SOURCES)
     assert {r["source"]: r.get("error") for r in results if r.get("error")} == {}
     assert all(r["items"] > 0 for r in results), [(r["source"], r["items"]) for r in results]
-    drops = {r["source"]: r.get("drops", 0) for r in results}
-    assert sum(1 for n in drops.values() if n) >= 8, drops
+    # every planted bad record is dropped with the reason its writer typed it with, and nothing else
+    planted = write_demo(tmp_path, "tiny", 0).planted  # the same seed writes the same files as `world`
+    assert {r["source"]: Counter(r["drops_by_reason"]) for r in results} == {
+        s: Counter({reason.value: n for reason, n in planted[s].items()}) for s in SOURCES
+    }
 
 
 @pytest.mark.slow

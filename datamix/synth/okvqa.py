@@ -1,0 +1,192 @@
+"""OK-VQA writer: `OpenEnded_mscoco_train2014_questions.json` + `mscoco_train2014_annotations.json`.
+
+Demo: knowledge questions (the fruit of a shape's colour, corners of a shape) with raw and stemmed
+answers. Planted: a picture never written (image_missing), an annotation without answers.
+
+Volume: 9,009 questions on 8,998 pictures; extra planted questions whose annotation has no answers,
+and missing pictures.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from datamix.paths import coco_image
+from datamix.schema import DropReason
+from datamix.sources.okvqa import ANNOTATIONS, QUESTIONS
+from datamix.synth.bulk import Bulk, js
+from datamix.synth.scene import CORNERS, FRUITS, NUM_WORDS, Scene, World
+
+SOURCE = "okvqa"
+
+_OK_QUESTION_TYPES = {
+    "eight": "Plants and Animals",
+    "nine": "Science and Technology",
+    "four": "Sports and Recreation",
+    "six": "Geography, History, Language and Culture",
+    "two": "Brands, Companies and Products",
+    "other": "Other",
+    "one": "Vehicles and Transportation",
+    "five": "Cooking and Food",
+    "ten": "Weather and Climate",
+    "seven": "People and Everyday life",
+    "three": "Objects, Material and Clothing",
+}
+_OK_INFO = {
+    "description": "This is v1.1 of the OK-VQA dataset.",
+    "url": "http://okvqa.allenai.org",
+    "version": "1.1",
+    "year": 2019,
+    "contributor": "OK-VQA Team",
+    "date_created": "2019-05-25 14:43:06",
+}
+_OK_LICENSE = {
+    "url": "http://creativecommons.org/licenses/by/4.0/",
+    "name": "Creative Commons Attribution 4.0 International License",
+}
+# the head fields both files share, as JSON text (volume profile)
+_OK_HEAD = json.dumps(
+    {
+        "license": _OK_LICENSE,
+        "data_subtype": "train2014",
+        "question_types": _OK_QUESTION_TYPES,
+        "info": _OK_INFO,
+        "data_type": "mscoco",
+    }
+)[1:-1]
+
+
+def _okvqa_qas(rng: random.Random, scene: Scene) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(question, question_type, [(raw_answer, stemmed)] x 10)."""
+    out = []
+    s = rng.choice(scene.shapes)
+    raw, stem = FRUITS[s.color]
+    out.append(
+        (
+            f"What fruit has the same color as the {s.kind}?",
+            "five",
+            [(raw if rng.random() < 0.7 else stem, stem) for _ in range(10)],
+        )
+    )
+    angular = [x for x in scene.shapes if x.kind != "circle"]
+    if angular and rng.random() < 0.4:
+        x = rng.choice(angular)
+        n = CORNERS[x.kind]
+        word = NUM_WORDS[int(n)]
+        out.append(
+            (
+                f"How many corners does a shape like the {x.color} one have?",
+                "nine",
+                [(n, n) if rng.random() < 0.7 else (word, word) for _ in range(10)],
+            )
+        )
+    return out
+
+
+def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
+    rng = world.rng(SOURCE)
+    ids = sorted(rng.sample(pool, n))
+    questions: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    for image_id in [*ids, ghosts[2]]:
+        scene = world.scene("coco", image_id, coco_image(image_id) if image_id != ghosts[2] else None)
+        for k, (q, qtype, answers) in enumerate(_okvqa_qas(rng, scene)):
+            qid = image_id * 10 + k
+            questions.append({"image_id": image_id, "question": q, "question_id": qid})
+            annotations.append(
+                {
+                    "image_id": image_id,
+                    "answer_type": "other",
+                    "question_type": qtype,
+                    "question_id": qid,
+                    "answers": [
+                        {"answer_id": j + 1, "raw_answer": r, "answer_confidence": "yes", "answer": st}
+                        for j, (r, st) in enumerate(answers)
+                    ],
+                    "confidence": 3,
+                }
+            )
+    # planted: an annotation without answers (its question then has no usable annotation)
+    annotations[rng.randrange(len(annotations))].pop("answers")
+    world.expect_drop(SOURCE, DropReason.MISSING_FIELD)
+    world.expect_drop(SOURCE, DropReason.MISSING_ANNOTATION)
+    if any(a["image_id"] == ghosts[2] and "answers" in a for a in annotations):  # else no question is left
+        world.expect_drop(SOURCE, DropReason.IMAGE_MISSING)
+    world.write_json(
+        SOURCE,
+        QUESTIONS,
+        {
+            "license": _OK_LICENSE,
+            "data_subtype": "train2014",
+            "question_types": _OK_QUESTION_TYPES,
+            "questions": questions,
+            "info": _OK_INFO,
+            "task_type": "Open-Ended",
+            "data_type": "mscoco",
+        },
+    )
+    world.write_json(
+        SOURCE,
+        ANNOTATIONS,
+        {
+            "license": _OK_LICENSE,
+            "data_subtype": "train2014",
+            "question_types": _OK_QUESTION_TYPES,
+            "annotations": annotations,
+            "info": _OK_INFO,
+            "data_type": "mscoco",
+        },
+    )
+    return len(ids) + 1
+
+
+# --------------------------------------------------------------------------------------------
+# volume profile
+
+
+def write_volume(w: Bulk) -> None:
+    src = SOURCE
+    rng = w.rng(src)
+    w.place_coco()
+    n_img, n_q = w.n("okvqa_images"), w.n("okvqa_questions")
+    images = sorted(rng.sample(w.train2014, n_img))
+    twice = set(rng.sample(range(n_img), max(0, n_q - n_img)))
+    ans = w.answers10(rng, stem=True)
+    qo, ao = w.out(src, QUESTIONS), w.out(src, ANNOTATIONS)
+    qo.w("{" + _OK_HEAD + ', "task_type": "Open-Ended", "questions": [')
+    ao.w("{" + _OK_HEAD + ', "annotations": [')
+    qp = [js(q) for q in w.q_pool]
+    sep = ""
+
+    def ann(qid: int, image_id: int, answers: bool = True) -> str:
+        arr = f'"answers": {ans[qid % len(ans)][1]}, ' if answers else ""
+        return (
+            f'{{"image_id": {image_id}, "answer_type": "other", "question_type": "one", {arr}'
+            f'"question_id": {qid}, "confidence": 3}}'
+        )
+
+    for idx, image_id in enumerate(images):
+        for j in range(2 if idx in twice else 1):
+            qid = image_id * 10 + j
+            qo.w(f'{sep}{{"image_id": {image_id}, "question": {qp[qid % len(qp)]}, "question_id": {qid}}}')
+            ao.w(sep + ann(qid, image_id))
+            sep = ", "
+    for image_id in rng.sample(images, w.few(5)):  # extra question whose annotation has no answers
+        qid = image_id * 10 + 7
+        qo.w(f', {{"image_id": {image_id}, "question": "What sport is this?", "question_id": {qid}}}')
+        ao.w(", " + ann(qid, image_id, answers=False))
+        w.expect_drop(src, DropReason.MISSING_FIELD)
+        w.expect_drop(src, DropReason.MISSING_ANNOTATION)
+    for _ in range(w.few(5)):
+        g = next(w.coco_ghosts)
+        qo.w(f', {{"image_id": {g}, "question": "What brand is this?", "question_id": {g * 10}}}')
+        ao.w(", " + ann(g * 10, g))
+        w.expect_drop(src, DropReason.IMAGE_MISSING)
+    qo.w("]}")
+    ao.w("]}")
+    qo.close()
+    ao.close()
+    w.expected_items[src] = n_img
+    w.mix_counts[src] = n_img
