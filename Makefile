@@ -12,7 +12,10 @@ JOBS ?= 2
 # negatives swap the synthetic palette's colour names within a caption
 CLIP_STEPS ?= 600
 CLIP_SWAP = $$($(PY) -c 'from datamix.synth import COLORS; print(",".join(COLORS))')
-# training (make stage1 stage2): MODEL=7b|13b|tiny, NGPUS, MIX / MIX1 (stage-1 mix), OUT, extra ARGS
+# training (make stage1 stage2): MODEL=7b|13b|tiny, NGPUS (per node), MIX / MIX1 (stage-1 mix), OUT, extra ARGS;
+# HOSTFILE=F: multi-node through `deepspeed --hostfile F` (DeepSpeed's "host slots=N" lines; OUT on shared
+# storage), LAUNCHER_ARGS: more launcher options (e.g. --master_addr HOST --launcher openmpi), EXPORT=0: stage2
+# without the export (the other nodes of a --no_ssh launch)
 MODEL ?= 7b
 NGPUS ?= 1
 ROOT ?= data
@@ -20,7 +23,11 @@ MIX1 ?= $(ROOT)/mixes/llava15_pretrain_558k
 MIX ?= $(ROOT)/mixes/llava15_665k
 OUT ?= runs/$(MODEL)
 ARGS ?=
-LAUNCH = $(if $(filter 1,$(NGPUS)),$(PY) -m trainer,$(VENV)/bin/deepspeed --num_gpus $(NGPUS) --module trainer)
+HOSTFILE ?=
+LAUNCHER_ARGS ?=
+EXPORT ?= 1
+DEEPSPEED_LAUNCH = $(VENV)/bin/deepspeed $(if $(HOSTFILE),--hostfile $(HOSTFILE) )--num_gpus $(NGPUS) $(LAUNCHER_ARGS) --module trainer
+LAUNCH = $(if $(HOSTFILE),$(DEEPSPEED_LAUNCH),$(if $(filter 1,$(NGPUS)),$(PY) -m trainer,$(DEEPSPEED_LAUNCH)))
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
@@ -43,7 +50,11 @@ test: $(STAMP) ## Run the test suite (slow/gpu/network tests deselected)
 	$(VENV)/bin/pytest -q
 
 test-all: $(STAMP) ## Run every test including slow ones
-	$(VENV)/bin/pytest -q -m "not gpu and not network"
+	$(VENV)/bin/pytest -q -m "not gpu and not network and not compat"
+
+.PHONY: test-compat
+test-compat: $(STAMP) ## Load a tiny export with transformers 5 / 4.57 / 4.46 / 4.37 and vLLM, each in a venv under .compat-venvs/
+	$(VENV)/bin/pytest -q -s -m compat tests/compat
 
 lint: $(STAMP) ## Ruff lint
 	$(VENV)/bin/ruff check datamix tests
@@ -71,14 +82,14 @@ demo: demo-data ## Everything end to end on CPU: data, tiny stage 1 + 2, export,
 	$(PY) -m trainer eval --model $(DEMO_ROOT)/export --mix $(DEMO_ROOT)/mixes/demo/eval \
 		--match '^What colou?r is the' --export $(DEMO_ROOT)/export --out $(DEMO_ROOT)/eval.json
 
-stage1: $(STAMP) ## Stage 1 (projector alignment) of MODEL on MIX1 -> OUT/stage1 (NGPUS, ARGS="--set k=v ...")
+stage1: $(STAMP) ## Stage 1 (projector alignment) of MODEL on MIX1 -> OUT/stage1 (NGPUS, HOSTFILE, ARGS="--set k=v ...")
 	$(LAUNCH) train --config recipes/train/$(if $(filter tiny,$(MODEL)),tiny,llava15_$(MODEL))_stage1.yaml \
 		--set data.mix=$(MIX1) --set output_dir=$(OUT)/stage1 $(ARGS)
 
 stage2: $(STAMP) ## Stage 2 (instruction tuning) of MODEL on MIX from OUT/stage1 -> OUT/stage2, then OUT/export
 	$(LAUNCH) train --config recipes/train/$(if $(filter tiny,$(MODEL)),tiny,llava15_$(MODEL))_stage2.yaml \
 		--set data.mix=$(MIX) --set pretrained_projector=$(OUT)/stage1 --set output_dir=$(OUT)/stage2 $(ARGS)
-	$(PY) -m trainer export --checkpoint $(OUT)/stage2/final --out $(OUT)/export
+	$(if $(filter 1,$(EXPORT)),$(PY) -m trainer export --checkpoint $(OUT)/stage2/final --out $(OUT)/export)
 
 bench: $(STAMP) ## Benchmarks (CPU; minutes) -> bench-results.json
 	rm -f bench-results.json

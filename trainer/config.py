@@ -18,6 +18,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from datamix import yamlio
+
 CLIP_L14_336 = "openai/clip-vit-large-patch14-336"
 
 
@@ -63,7 +65,10 @@ class ModelConfig(_Strict):
     patch_size: int = Field(14, gt=0)
     vision_feature_layer: int = -2
     vision_feature_select_strategy: Literal["default", "full"] = "default"  # default: CLS dropped
-    projector: Literal["mlp2x_gelu"] = "mlp2x_gelu"
+    # mlp2x_gelu: Linear -> GELU -> Linear (LLaVA-1.5); linear: one Linear (LLaVA, the paper's Table 2
+    # baseline), held in the same two-layer module with an identity activation and a frozen identity
+    # second layer, so the export stays a standard LlavaForConditionalGeneration
+    projector: Literal["mlp2x_gelu", "linear"] = "mlp2x_gelu"
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2", "flex_attention"] = "sdpa"
     tiny: TinySizes = Field(default_factory=TinySizes)
 
@@ -129,6 +134,7 @@ class TrainConfig(_Strict):
     logging_steps: int = Field(1, gt=0)
     save_steps: int = Field(1000, gt=0)
     save_total_limit: int | None = Field(None, gt=0)
+    checkpoint_at_end: bool = True  # false: no DeepSpeed checkpoint after the last step, `final/` only (benchmarks)
     eval_steps: int | None = Field(None, gt=0)
     tensorboard: bool = False
     seed: int = 42
@@ -193,7 +199,10 @@ def _divisor_hint(global_batch: int, world_size: int) -> str:
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """Read a YAML recipe; `overrides` are `dotted.key=yaml_value` strings (e.g. `max_steps=10`)."""
     path = Path(path)
-    raw = yaml.safe_load(path.read_text())
+    try:
+        raw = yamlio.loads(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a valid train config: {err}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     for item in overrides:
@@ -206,7 +215,10 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {p} is not a mapping")
-        node[leaf] = yaml.safe_load(value)
+        try:
+            node[leaf] = yamlio.loads(value)
+        except yaml.YAMLError as err:
+            raise ValueError(f"override {item!r}: value is not valid YAML: {err}") from None
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as err:

@@ -6,7 +6,9 @@ ZeRO-2/3, AdamW, linear warmup + cosine), the step loop (micro batches -> `label
 backward -> optimizer step every `gradient_accumulation_steps`), logging (console, `log.jsonl`,
 optional TensorBoard: loss, learning rate, grad norm, tokens/s, MFU), periodic and final checkpoints
 with model, optimizer, scheduler, step and every rank's data position, `--resume`, and the outputs a
-later stage or `export` starts from (`final/`: a Hugging Face folder; stage 1 also `stage1.safetensors`).
+later stage or `export` starts from (`final/`: a Hugging Face folder; stage 1 also `stage1.safetensors`),
+with `partition.json` (the parameter elements each rank holds after loading: under ZeRO-3 the
+pretrained model is built partitioned, `trainer.model.build_model(zero3_config=...)`).
 
 Every rank runs the same number of optimizer steps: a rank whose shards run out starts its next epoch
 (shard-level splitting can leave ranks with unequal sample counts), so no rank waits on another.
@@ -32,7 +34,16 @@ import torch
 from trainer.config import TrainConfig, deepspeed_config, dump_config, load_config
 from trainer.data import ShardLoader, ShardStream, SkipSample
 from trainer.images import ImageProcessor
-from trainer.model import apply_freezing, build_model, labelled_loss, parameter_groups, save_stage1_parts
+from trainer.model import (
+    apply_freezing,
+    build_model,
+    held_numel,
+    labelled_loss,
+    llm_hidden_size,
+    numel,
+    parameter_groups,
+    save_stage1_parts,
+)
 from trainer.packing import pack_batch, padding_stats
 from trainer.templates import PAD_TOKEN_ID, EncodeError, EncodeStats, encode, get_template
 
@@ -108,7 +119,7 @@ class Transform:
                 max_length=self.max_length, image_seq_length=self.n_image,
             )
         except EncodeError as e:
-            self.stats.fail(e.reason)
+            self.stats.fail(e)
             raise SkipSample(f"{e.reason.value}: {e}") from None
         self.stats.add(enc)
         ids, labels = enc.expanded()
@@ -216,30 +227,80 @@ def load_checkpoint(engine: Any, cfg: TrainConfig, loader: ShardLoader, rank: in
 
 def save_final(engine: Any, model: Any, tokenizer: Any, cfg: TrainConfig, rank: int, step: int) -> Path:
     """`final/` (a Hugging Face folder) and, after stage 1, `stage1.safetensors`, written by rank 0.
-    Under ZeRO-3 the partitioned weights are gathered first (every rank takes part)."""
-    import contextlib
-
-    import deepspeed
+    Under ZeRO-3 every rank takes part in gathering the weights one module at a time onto rank 0
+    (DeepSpeed's consolidated state dict, as the HF Trainer saves ZeRO-3 runs), which writes them
+    from an unpartitioned copy; no rank materialises the whole model on its device."""
     import torch.distributed as dist
 
     from trainer.export import save_hf_folder
 
     out = Path(cfg.output_dir)
-    gather = (
-        deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None)
-        if cfg.zero_stage == 3
-        else contextlib.nullcontext()
-    )
-    with gather:
-        if rank == 0:
-            final = out / FINAL
-            save_hf_folder(model, tokenizer, final, extra={"train_config": json.loads(dump_config(cfg)), "step": step})
-            (final / CONFIG_FILE).write_text(dump_config(cfg))
-            (out / CONFIG_FILE).write_text(dump_config(cfg))
-            if cfg.stage == 1:
-                save_stage1_parts(model, out)
+    if cfg.zero_stage == 3:
+        state = engine._zero3_consolidated_16bit_state_dict()
+        model = _unpartitioned(model, state) if rank == 0 else None
+    if rank == 0:
+        final = out / FINAL
+        save_hf_folder(
+            model,
+            tokenizer,
+            final,
+            extra={"train_config": json.loads(dump_config(cfg)), "step": step},
+            tokenizer_source=cfg.model.tokenizer or cfg.model.llm,
+        )
+        (final / CONFIG_FILE).write_text(dump_config(cfg))
+        (out / CONFIG_FILE).write_text(dump_config(cfg))
+        if cfg.stage == 1:
+            save_stage1_parts(model, out)
     dist.barrier()
     return out / FINAL
+
+
+def _unpartitioned(model: Any, state: dict[str, torch.Tensor]) -> Any:
+    """A plain copy of a ZeRO-3 model from its consolidated state dict (buffers, which ZeRO-3 does not
+    partition, and requires_grad flags taken from the model itself)."""
+    with torch.device("meta"):
+        copy = type(model)(model.config)
+    _, unexpected = copy.load_state_dict(state, strict=False, assign=True)
+    if unexpected:
+        raise RuntimeError(f"consolidated ZeRO-3 state has unknown tensors: {unexpected[:5]}")
+    own = dict(model.named_parameters())
+    for name, p in copy.named_parameters():
+        if p.is_meta:
+            raise RuntimeError(f"consolidated ZeRO-3 state lacks {name}")
+        p.requires_grad_(own[name].requires_grad)
+    for name, buf in model.named_buffers():
+        owner, _, leaf = name.rpartition(".")
+        copy.get_submodule(owner)._buffers[leaf] = buf.detach().to("cpu").clone()
+    return copy
+
+
+def record_partition(model: Any, cfg: TrainConfig, rank: int, world: int) -> dict[str, Any]:
+    """What each rank holds of the model's parameters right after loading (ZeRO-3 built with zero.Init:
+    its partition; otherwise everything), with each rank's peak host memory; logged and written to
+    `output_dir/partition.json` by rank 0."""
+    import resource
+
+    import torch.distributed as dist
+
+    full = sum(numel(p) for p in model.parameters())
+    held = sum(held_numel(p) for p in model.parameters())
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    mine = torch.tensor([float(held), rss_mib], dtype=torch.float64)
+    every = [torch.zeros_like(mine) for _ in range(world)]
+    dist.all_gather(every, mine)
+    record = {
+        "zero_stage": cfg.zero_stage,
+        "world_size": world,
+        "full_elements": full,
+        "held_elements_per_rank": [int(t[0].item()) for t in every],
+        "peak_host_mib_per_rank": [round(t[1].item(), 1) for t in every],
+    }
+    if rank == 0:
+        out = Path(cfg.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "partition.json").write_text(json.dumps(record, indent=2))
+        log.info("parameters after loading: %d in the model; held per rank %s", full, record["held_elements_per_rank"])
+    return record
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,7 +383,14 @@ def train(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
-    model, tokenizer = build_model(cfg)
+    steps = total_steps(cfg)
+    ds_config = deepspeed_config(cfg, world, on_gpu=on_gpu, total_steps=steps, hidden_size=llm_hidden_size(cfg.model))
+    # ZeRO-3 with pretrained weights: built partitioned (zero.Init), rank 0 reads the files
+    zero3_init = cfg.zero_stage == 3 and cfg.model.preset is None
+    # pretrained weights load in the run's precision (the published Vicuna is float16 on disk)
+    dtype = (torch.bfloat16 if cfg.resolved_precision(on_gpu) == "bf16" else torch.float32) if cfg.model.preset is None else None
+    model, tokenizer = build_model(cfg, dtype=dtype, zero3_config=ds_config if zero3_init else None)
+    partition = record_partition(model, cfg, rank, world)
     counts = apply_freezing(model, cfg)
     trainable = sum(counts.values())
     if cfg.gradient_checkpointing:
@@ -330,10 +398,6 @@ def train(
         model.config.use_cache = False
         if not cfg.train_llm:
             model.enable_input_require_grads()
-    steps = total_steps(cfg)
-    ds_config = deepspeed_config(
-        cfg, world, on_gpu=on_gpu, total_steps=steps, hidden_size=model.config.text_config.hidden_size
-    )
     engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=parameter_groups(model, cfg), config=ds_config)
     accumulation = engine.gradient_accumulation_steps()
     loader, transform = make_loader(cfg, tokenizer, rank, world)
@@ -414,7 +478,8 @@ def train(
                 window_slots = 0
             if step % cfg.save_steps == 0 and step < stop_at:
                 save_checkpoint(engine, cfg, step, loader, rank)
-        save_checkpoint(engine, cfg, step, loader, rank)  # the run's last step (or where it stopped)
+        if cfg.checkpoint_at_end or step < steps:
+            save_checkpoint(engine, cfg, step, loader, rank)  # the run's last step (or where it stopped)
         if step >= steps:
             final = save_final(engine, engine.module, tokenizer, cfg, rank, step)
     finally:
@@ -425,6 +490,7 @@ def train(
         "step": step,
         "loss": last_loss,
         "losses": losses,
+        "partition": partition,
         "final": None if final is None else str(final),
         "skipped": loader.skipped,
         "encode": transform.stats.as_dict(),

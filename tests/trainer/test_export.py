@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,160 @@ def test_where_it_looks_reads_an_export(exported, monkeypatch):
     image, word = res["attention"]["image"], res["attention"]["shape_word"]
     assert len(image) == len(word) == 1 and len(image[0]) == 4  # SMALL: 1 LLM layer of 4 heads
     assert all(0 <= a <= 1 and 0 <= b <= 1 and a + b <= 1.001 for a, b in zip(image[0], word[0], strict=True))
+
+
+# --------------------------------------------------------------------------------------------
+# the llava-hf layout (tests/compat/llava_hf_layout.json: what transformers' conversion wrote)
+
+LAYOUT = json.loads((Path(__file__).resolve().parents[1] / "compat" / "llava_hf_layout.json").read_text())
+
+
+def _weight_names(folder: Path) -> set[str]:
+    from safetensors import safe_open
+
+    names: set[str] = set()
+    for f in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as fh:
+            assert fh.metadata() == {"format": "pt"}  # transformers 4.x refuses other formats
+            names |= set(fh.keys())
+    return names
+
+
+def _expected_names(config: dict) -> set[str]:
+    out = set()
+    for pattern in LAYOUT["weights"]:
+        if "{i}" in pattern:
+            out |= {pattern.format(i=i) for i in range(config["text_config"]["num_hidden_layers"])}
+        elif "{j}" in pattern:
+            out |= {pattern.format(j=j) for j in range(config["vision_config"]["num_hidden_layers"])}
+        else:
+            out.add(pattern)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sharded(exported, tmp_path_factory):
+    """The same model exported in shards of at most 10 MB (as the 7B export splits at 5 GB)."""
+    model, tok, _ = exported
+    return save_hf_folder(model, tok, tmp_path_factory.mktemp("sharded") / "export", max_shard_bytes=10 * 2**20)
+
+
+def test_layout_is_llava_hf(sharded):
+    """Weight names, config keys and file set of transformers' conversion (llava-hf/llava-1.5-7b-hf)."""
+    from trainer.export import EXPORT_RECORD, exported_files
+
+    files = list(exported_files(sharded))
+    assert sorted(set(files)) == sorted({*LAYOUT["files"], EXPORT_RECORD})
+    n = files.count("model-*.safetensors")
+    assert n > 1  # 25 MB in shards of <= 10 MB (one tensor larger than that gets its own)
+    index = json.loads((sharded / "model.safetensors.index.json").read_text())
+    assert sorted(set(index["weight_map"].values())) == [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]
+    config = json.loads((sharded / "config.json").read_text())
+    assert set(index["weight_map"]) == _weight_names(sharded) == _expected_names(config)
+    assert index["metadata"]["total_size"] == sum(
+        t.numel() * t.element_size() for t in _all_tensors(sharded).values()
+    )
+    for section, keys in LAYOUT["config_keys"].items():
+        have = set(config[section] if section else config)
+        skipped = {k.split(".")[-1] for k in LAYOUT["config_keys_not_written"] if (k.rpartition(".")[0] == section)}
+        assert set(keys) - skipped <= have, (section, set(keys) - skipped - have)
+    assert config["text_config"]["rope_theta"] == 10000.0 and config["text_config"]["rope_scaling"] is None
+    assert config["torch_dtype"] == config["dtype"] == "float32"
+    tok_cfg = json.loads((sharded / "tokenizer_config.json").read_text())
+    assert tok_cfg["tokenizer_class"] == LAYOUT["tokenizer_config"]["tokenizer_class"] and tok_cfg["legacy"] is True
+    for i, content in LAYOUT["tokenizer_config"]["added_tokens_decoder"].items():
+        assert tok_cfg["added_tokens_decoder"][i]["content"] == content and tok_cfg["added_tokens_decoder"][i]["special"]
+    special = json.loads((sharded / "special_tokens_map.json").read_text())
+    assert sorted(special) == LAYOUT["tokenizer_config"]["special_tokens_map"]
+    assert json.loads((sharded / "added_tokens.json").read_text()) == {"<image>": 32000, "<pad>": 32001}
+    processor = json.loads((sharded / "processor_config.json").read_text())
+    assert processor == {"image_token": "<image>", "num_additional_image_tokens": 1, "patch_size": 14,
+                         "processor_class": "LlavaProcessor", "vision_feature_select_strategy": "default"}
+    image = json.loads((sharded / "preprocessor_config.json").read_text())
+    assert image["do_pad"] is True and "image_processor_type" not in image  # chosen by model type (module docstring)
+
+
+def _all_tensors(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    out = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        out.update(load_file(str(f)))
+    return out
+
+
+def test_sharded_export_loads_with_the_same_weights(exported, sharded):
+    from transformers import LlavaForConditionalGeneration
+
+    model, _, _ = exported
+    loaded, info = LlavaForConditionalGeneration.from_pretrained(sharded, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    own = loaded.state_dict()
+    for k, v in model.state_dict().items():
+        assert torch.equal(own[k], v), k
+
+
+def test_tokenizer_model_is_the_llama_sentencepiece_model(exported):
+    import sentencepiece as spm
+
+    from trainer.export import BUNDLED_SPM_MODEL
+
+    _, tok, out = exported
+    assert (out / "tokenizer.model").read_bytes() == BUNDLED_SPM_MODEL.read_bytes()
+    sp = spm.SentencePieceProcessor(model_file=str(out / "tokenizer.model"))
+    for text in ("What color is the circle?", "White, with a 🦙.", "USER: hi ASSISTANT:"):
+        assert [1, *sp.encode(text)] == tok(text)["input_ids"]
+
+
+def test_generation_markers_cover_the_trained_tokens(exported):
+    """`{% generation %}` encloses exactly what training computes the loss on (answer + </s>)."""
+    from transformers import AutoTokenizer
+
+    _, tok, out = exported
+    hf_tok = AutoTokenizer.from_pretrained(out)
+    for index in (0, 1):
+        conv, has_image = CONVS[index], index == 0
+        enc = encode(conv, tok, VICUNA_V1, has_image=has_image, max_length=2048, image_seq_length=64)
+        got = hf_tok.apply_chat_template(
+            to_chat_messages(conv, has_image=has_image), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
+        assert list(got["input_ids"]) == list(enc.input_ids[1:])  # the template has no BOS
+        assert list(got["assistant_masks"]) == [int(x != -100) for x in enc.labels[1:]]
+
+
+def test_refuses_to_replace_a_folder_that_is_not_an_export(exported, tmp_path):
+    model, tok, _ = exported
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError):
+        save_hf_folder(model, tok, tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_export_of_a_vicuna_run(published_models, tmp_path):
+    """A run on a folder as Vicuna v1.5 publishes it (`legacy: false`): its own tokenizer.model is
+    copied, `legacy: true` is written (what tokenizer.json does) and the run's flag recorded; a
+    single-turn image prompt gives training's ids; after a `</s>` the documented difference."""
+    from transformers import AutoProcessor
+
+    from trainer.config import ModelConfig
+
+    llm = published_models["llm"]
+    model, tok = build_model(ModelConfig(llm=str(llm), vision_tower=str(published_models["vision_tower"]), image_size=56))
+    out = save_hf_folder(model, tok, tmp_path / "export", tokenizer_source=llm)
+    assert (out / "tokenizer.model").read_bytes() == (llm / "tokenizer.model").read_bytes()
+    assert json.loads((out / "tokenizer_config.json").read_text())["legacy"] is True
+    assert json.loads((out / "datamix_export.json").read_text())["training_tokenizer_legacy"] is False
+    proc = AutoProcessor.from_pretrained(out)
+    seq = model.config.image_seq_length
+    conv = CONVS[0][:2]
+    ids, labels = encode(conv, tok, VICUNA_V1, has_image=True, max_length=2048, image_seq_length=seq).expanded()
+    prompt_ids = ids[: next(i for i, lab in enumerate(labels) if lab != -100)]
+    got = proc(text=render(conv[:1], VICUNA_V1, has_image=True), images=[_image()], return_tensors="pt")
+    assert got["input_ids"][0].tolist() == prompt_ids
+    full, _ = encode(CONVS[0], tok, VICUNA_V1, has_image=True, max_length=2048, image_seq_length=seq).expanded()
+    two_turns = proc(text=render(CONVS[0], VICUNA_V1, has_image=True), images=[_image()])["input_ids"][0]
+    after = list(two_turns).index(2) + 1  # the token after the first </s>
+    assert (two_turns[after], full[after]) == (3148, 3308)  # "▁US" here, "US" in a legacy: false run
+    assert list(two_turns[:after]) == full[:after]

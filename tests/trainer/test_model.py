@@ -164,3 +164,40 @@ def test_init_command(tmp_path):
     assert main(["init", "--config", str(RECIPES / "tiny_stage1.yaml"), "--out", str(out), "--set", "model.tiny.llm_layers=1"]) == 0
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
     assert (out / "train_config.json").exists() and (out / "processor_config.json").exists()
+
+
+def test_linear_projector_is_one_linear_and_exports_as_llava(tmp_path):
+    """`projector: linear` (the paper's Table 2 baseline): the two-layer module with an identity
+    activation and a frozen identity second layer computes exactly x W1^T + b1, trains W1 only, and the
+    export reloads as a plain LlavaForConditionalGeneration with the same outputs."""
+    from transformers import LlavaForConditionalGeneration
+
+    s1 = load_config(RECIPES / "tiny_stage1.yaml", ["model.projector=linear", "train_llm=false", *SMALL])
+    model, _ = build_model(s1)
+    proj = model.model.multi_modal_projector
+    assert model.config.projector_hidden_act == "linear"
+    assert torch.equal(proj.linear_2.weight, torch.eye(proj.linear_2.out_features)) and not proj.linear_2.bias.any()
+    assert not proj.linear_2.weight.requires_grad and proj.linear_1.weight.requires_grad
+    counts = apply_freezing(model, s1)
+    assert counts["projector"] == proj.linear_1.weight.numel() + proj.linear_1.bias.numel()
+    x = torch.randn(3, proj.linear_1.in_features)
+    with torch.no_grad():
+        torch.testing.assert_close(proj(x), x @ proj.linear_1.weight.T + proj.linear_1.bias, rtol=0, atol=1e-6)
+
+    # an optimiser step moves W1 and leaves the identity alone
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    proj(x).sum().backward()
+    opt.step()
+    assert torch.equal(proj.linear_2.weight, torch.eye(proj.linear_2.out_features))
+
+    # stage 1 -> stage 2 hands the linear projector over; the saved folder reloads in plain transformers
+    save_stage1_parts(model, tmp_path / "s1")
+    s2 = load_config(
+        RECIPES / "tiny_stage2.yaml", ["model.projector=linear", f"pretrained_projector={tmp_path / 's1'}", *SMALL]
+    )
+    m2, _ = build_model(s2)
+    assert torch.equal(m2.model.multi_modal_projector.linear_1.weight, proj.linear_1.weight)
+    m2.save_pretrained(tmp_path / "hf")
+    again = LlavaForConditionalGeneration.from_pretrained(tmp_path / "hf").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again.model.multi_modal_projector(x), m2.model.multi_modal_projector(x))
