@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from datamix.mix import Sample
+from datamix.schema import Sample
 from datamix.shards import write_mix
 
 
@@ -67,7 +67,7 @@ def make_samples(images: list[str], n: int, seed: int = 0) -> list[Sample]:
             for t in range(turns):
                 q = ("<image>\n" if t == 0 else "") + "What color is the object on the left side of the table?"
                 conv += [{"from": "human", "value": q}, {"from": "gpt", "value": "Red"}]
-        samples.append(Sample(f"bench-{i}", f"{i:012d}", "vqav2", image, conv))
+        samples.append(Sample.create(key=f"bench-{i}", id=f"{i:012d}", source="vqav2", image=image, conversations=conv))
     return samples
 
 

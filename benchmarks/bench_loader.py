@@ -102,10 +102,13 @@ def build(work: Path, n: int, distinct: int) -> tuple[Path, Path | None, Path, P
     mix = work / "mix"
     presized: Path | None = work / "mix-presized"
     try:
-        from datamix.mix import Sample
+        from datamix.schema import Sample
         from datamix.shards import write_mix
 
-        samples = [Sample(f"bench-{i}", r["id"], "bench", r["image"], r["conversations"]) for i, r in enumerate(records)]
+        samples = [
+            Sample.create(key=f"bench-{i}", id=r["id"], source="bench", image=r["image"], conversations=r["conversations"])
+            for i, r in enumerate(records)
+        ]
         write_mix(mix, "bench", samples, images, summary={}, max_samples=500, force=True)
     except (ImportError, TypeError, AttributeError) as e:  # datamix API moved: write the same contract here
         print(f"datamix.shards unavailable ({e}); writing shards directly", file=sys.stderr)
@@ -123,15 +126,16 @@ def build(work: Path, n: int, distinct: int) -> tuple[Path, Path | None, Path, P
 
 def presize_difference(image_folder: Path, presized: Path) -> dict[str, float]:
     """max / mean absolute uint8 difference, exact path vs presized, over the distinct images."""
-    from datamix.shards import read_shard
+    from datamix.mixio import MixReader
     from trainer.images import ImageProcessor
 
     proc = ImageProcessor(size=SIZE, output="uint8")
     stored = {}
-    for shard in sorted((presized / "shards").glob("*.tar")):
-        for _, rec, data in read_shard(shard):
-            if data is not None and rec["image"] not in stored:
-                stored[rec["image"]] = data
+    with MixReader(presized) as reader:
+        for sample in reader.iter_samples(images=True):
+            rec = sample.record()
+            if sample.image is not None and rec["image"] not in stored:
+                stored[rec["image"]] = sample.image
     diffs = [
         np.abs(proc((image_folder / rel).read_bytes()).astype(np.int16) - proc(data).astype(np.int16))
         for rel, data in stored.items()

@@ -1,7 +1,7 @@
 """Polars summaries of a built mix (a mix folder or its manifest.parquet): per-source counts against
 the recipe's expected counts, text-only share, turns and length distributions.
 
-The same numbers are one-liners on the manifest, e.g.
+The manifest is read through `datamix.mixio.MixReader`. The same numbers are one-liners on it, e.g.
 `pl.read_parquet("mixes/demo/manifest.parquet").group_by("source").len()`.
 """
 
@@ -13,20 +13,18 @@ from typing import Any
 
 import polars as pl
 
+from datamix.mixio import MixIOError, MixReader, locate_manifest
+
 
 class InspectError(Exception):
     pass
 
 
 def _locate(path: Path) -> tuple[Path, Path | None]:
-    path = Path(path)
-    if path.is_dir():
-        manifest = path / "manifest.parquet"
-        summary = path / "summary.json"
-    else:
-        manifest, summary = path, path.parent / "summary.json"
+    mix_dir, manifest = locate_manifest(path)
     if not manifest.is_file():
         raise InspectError(f"{manifest}: no manifest.parquet (is {path} a built mix?)")
+    summary = mix_dir / "summary.json"
     return manifest, summary if summary.is_file() else None
 
 
@@ -34,7 +32,12 @@ def inspect_mix(path: str | Path) -> dict[str, Any]:
     """Summaries as plain data: `sources` (one row per source), `total`, `text_only_share`,
     `turns` and `lengths` (quantiles of n_turns / n_text_chars / n_tokens per source)."""
     manifest, summary_path = _locate(Path(path))
-    df = pl.read_parquet(manifest)
+    try:
+        with MixReader(manifest) as reader:
+            df = pl.from_arrow(reader.read_manifest())
+    except MixIOError as e:
+        raise InspectError(str(e)) from None
+    assert isinstance(df, pl.DataFrame)  # a table gives a frame
     expected: dict[str, Any] = {}
     if summary_path is not None:
         summary = json.loads(summary_path.read_text(encoding="utf-8"))

@@ -53,9 +53,8 @@ import hashlib
 import json
 import logging
 import re
-import tarfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,9 +69,9 @@ from datamix.llava_json import (
     SHORT_ANSWER,
     LlavaJsonError,
     iter_json_array,
-    resolve_shard,
-    tar_members,
 )
+from datamix.mixio import MixIOError, MixReader
+from datamix.schema import IMAGE_EXT, JSON_EXT
 
 log = logging.getLogger(__name__)
 
@@ -560,32 +559,20 @@ class _Row:
     shard: Path
 
 
-def _read_manifest(manifest: Path, mix_dir: Path) -> tuple[list[str], list[_Row]]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(manifest)
-    except Exception as e:  # pyarrow raises several types for a bad file
-        raise LintInputError(f"{manifest}: cannot read manifest: {e}") from None
-    missing = {"key", "shard"} - set(table.column_names)
-    if missing:
-        raise LintInputError(f"{manifest}: manifest lacks column(s) {sorted(missing)}")
+def _read_manifest(reader: MixReader) -> tuple[list[str], list[_Row]]:
+    table = reader.read_manifest()
     n = table.num_rows
 
     def col(name: str) -> list[Any]:
         return table.column(name).to_pylist() if name in table.column_names else [None] * n
 
     keys = [str(k) for k in col("key")]
-    shard_paths: dict[str, Path] = {}
     rows = []
     stored = col("stored_sha256")  # presized mixes store other bytes than the original's image_sha256
     shas = [s if s is not None else o for s, o in zip(stored, col("image_sha256"), strict=True)]
-    for rid, source, image, sha, n_turns, shard in zip(
-        col("id"), col("source"), col("image"), shas, col("n_turns"), col("shard"), strict=True
+    for i, (rid, source, image, sha, n_turns, shard) in enumerate(
+        zip(col("id"), col("source"), col("image"), shas, col("n_turns"), col("shard"), strict=True)
     ):
-        shard = str(shard)
-        if shard not in shard_paths:
-            shard_paths[shard] = resolve_shard(mix_dir, shard)
         rows.append(
             _Row(
                 id=None if rid is None else str(rid),
@@ -593,33 +580,24 @@ def _read_manifest(manifest: Path, mix_dir: Path) -> tuple[list[str], list[_Row]
                 image=image,
                 sha256=sha,
                 n_turns=n_turns,
-                shard=shard_paths[shard],
+                shard=reader.shard_path(str(shard), row=i),  # confined to the mix folder
             )
         )
     return keys, rows
 
 
-def _iter_shard(shard: Path) -> Iterator[tuple[str, str, bytes]]:
-    """(key, extension, bytes) of every file member of a tar shard, in archive order."""
-    try:
-        with open(shard, "rb") as f:
-            for name, offset, size in tar_members(f):
-                name = name.rsplit("/", 1)[-1]
-                key, dot, ext = name.partition(".")
-                if not dot:
-                    log.debug("%s: member %s has no extension; skipped", shard, name)
-                    continue
-                f.seek(offset)
-                data = f.read(size)
-                if len(data) != size:
-                    raise EOFError(f"member {name} is truncated")
-                yield key, ext, data
-    except (OSError, tarfile.TarError, EOFError) as e:
-        raise LintInputError(f"{shard}: unreadable tar shard: {e}") from None
-
-
 def _lint_mix(mix_dir: Path, manifest: Path, linter: _Linter, on_record: RecordVisitor | None = None) -> LintReport:
-    keys, rows = _read_manifest(manifest, mix_dir)
+    try:
+        with MixReader(manifest) as reader:
+            return _lint_mix_members(reader, linter, on_record)
+    except MixIOError as e:
+        raise LintInputError(str(e)) from None
+
+
+def _lint_mix_members(reader: MixReader, linter: _Linter, on_record: RecordVisitor | None) -> LintReport:
+    """Every member of every shard (those the manifest names and any other `shards/*.tar`), in
+    archive order, against the manifest rows (`datamix.schema.split_member` names the key)."""
+    keys, rows = _read_manifest(reader)
     row_of: dict[str, int] = {}
     for i, key in enumerate(keys):
         if key in row_of:
@@ -631,7 +609,7 @@ def _lint_mix(mix_dir: Path, manifest: Path, linter: _Linter, on_record: RecordV
             )
         else:
             row_of[key] = i
-    shards = sorted({row.shard for row in rows} | set((mix_dir / "shards").glob("*.tar")))
+    shards = sorted({row.shard for row in rows} | set(reader.shard_files()))
     seen_json = bytearray(len(rows))
     seen_image = bytearray(len(rows))
     found_in: dict[int, Path] = {}
@@ -640,7 +618,11 @@ def _lint_mix(mix_dir: Path, manifest: Path, linter: _Linter, on_record: RecordV
         if not shard.is_file():
             continue
         extra: set[str] = set()
-        for key, ext, data in _iter_shard(shard):
+        for member in reader.members(shard):
+            key, ext, data = member.key, member.ext, member.data
+            if not ext:
+                log.debug("%s: member %s has no extension; skipped", shard, member.name)
+                continue
             i = row_of.get(key)
             if i is None:
                 if key not in extra:
@@ -650,7 +632,7 @@ def _lint_mix(mix_dir: Path, manifest: Path, linter: _Linter, on_record: RecordV
                     )
                 continue
             row = rows[i]
-            if ext == "json":
+            if ext == JSON_EXT:
                 if seen_json[i]:
                     linter.emit(
                         i,
@@ -674,7 +656,7 @@ def _lint_mix(mix_dir: Path, manifest: Path, linter: _Linter, on_record: RecordV
                     continue
                 _compare_row(linter, i, key, row, shard, record)
                 linter.check(i, record)
-            elif ext == "jpg":
+            elif ext == IMAGE_EXT:
                 seen_image[i] = 1
                 if row.image is None:
                     linter.emit(
@@ -691,7 +673,7 @@ def _lint_mix(mix_dir: Path, manifest: Path, linter: _Linter, on_record: RecordV
                         f"{shard.name}: sha256 of {key}.jpg is {hashlib.sha256(data).hexdigest()}, manifest says {row.sha256}",
                     )
             else:
-                log.debug("%s: member %s.%s not checked", shard, key, ext)
+                log.debug("%s: member %s not checked", shard, member.name)
     for i, key in enumerate(keys):
         row = rows[i]
         if not seen_json[i]:

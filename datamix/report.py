@@ -1,8 +1,8 @@
 """`datamix report`: one self-contained HTML file that shows what is in a built mix.
 
 Input: a mix folder as written by `datamix build` or `datamix import-llava` (`manifest.parquet`,
-`summary.json`, `shards/*.tar`; architecture.md 4.3). Output: one HTML file that opens offline in any
-browser: plots and thumbnails are `data:` URIs, CSS and JavaScript are inline, and a
+`summary.json`, `shards/*.tar`; docs/architecture.md 4.3), read through `datamix.mixio.MixReader`.
+Output: one HTML file that opens offline in any browser: plots and thumbnails are `data:` URIs, CSS and JavaScript are inline, and a
 Content-Security-Policy forbids the page any fetch at all. Sections (element ids in brackets):
 
 - Composition (`composition`): samples per source against the recipe's expected counts, image vs
@@ -14,7 +14,7 @@ Content-Security-Policy forbids the page any fetch at all. Sections (element ids
 - Lint (`lint`): `datamix.lint.lint_path` over the mix, counted per rule, with the offending samples
   rendered in the browser and linked from the table.
 - Samples (`samples`): a seeded random sample per source: the image as the model sees it (padded to a
-  square with LLaVA's background colour, `PAD_COLOR`, downscaled) with the boxes of region prompts drawn
+  square with LLaVA's background colour, `datamix.imaging.PAD_COLOR`, downscaled) with the boxes of region prompts drawn
   on it, and the conversation with the assistant turns highlighted; a text filter (plain JavaScript; it
   also reads `?q=` and `?source=` from the page address).
 - Provenance (`provenance`): recipe, seed, hashes, versions and raw inputs from `summary.json`.
@@ -36,7 +36,6 @@ import logging
 import math
 import random
 import re
-import tarfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,14 +50,14 @@ from PIL import Image, ImageDraw
 from datamix import __version__
 from datamix.fileio import atomic_path
 from datamix.formats import IMAGE_TOKEN, KNOWN_PROMPTS, derive_seed
+from datamix.imaging import PAD_COLOR, ImageError, decode, expand2square
 from datamix.lint import UNREADABLE, LintInputError, lint_path
-from datamix.llava_json import REGION_REC, REGION_REG, SOURCES, ShardReader, resolve_shard, tar_members
+from datamix.llava_json import REGION_REC, REGION_REG, SOURCES
+from datamix.mixio import MixIOError, MixReader
+from datamix.schema import IMAGE_EXT, JSON_EXT, SHORT_ANSWER_PROMPT, member_name
 
 log = logging.getLogger(__name__)
 
-#: Background of LLaVA's `expand2square` (llava/train/train.py): the CLIP image mean times 255,
-#: truncated: tuple(int(x * 255) for x in (0.48145466, 0.4578275, 0.40821073)).
-PAD_COLOR = (122, 116, 104)
 #: LLaVA-1.5's `model_max_length`.
 MAX_TOKENS = 2048
 THUMB_SIDE = 256
@@ -83,7 +82,7 @@ MAX_LINT_ROWS = 500
 MAX_LINT_SAMPLES = 48
 
 _PROMPT_LABELS = {
-    "Answer the question using a single word or phrase.": "short answer (VQAv2, GQA, OK-VQA, OCR-VQA)",
+    SHORT_ANSWER_PROMPT: "short answer (VQAv2, GQA, OK-VQA, OCR-VQA)",
     "Answer with the option's letter from the given choices directly.": "option letter (A-OKVQA)",
     "Provide a one-sentence caption for the provided image.": "caption (TextCaps)",
     "Reference OCR token:": "OCR tokens (TextCaps)",
@@ -190,8 +189,7 @@ def padded_square_thumbnail(
     w, h = rgb.size
     big = max(w, h)
     dx, dy = (big - w) // 2, (big - h) // 2
-    canvas = Image.new("RGB", (big, big), PAD_COLOR)
-    canvas.paste(rgb, (dx, dy))
+    canvas = expand2square(rgb, PAD_COLOR)
     thumb = canvas.resize((side, side), Image.Resampling.LANCZOS) if big != side else canvas
     draw = ImageDraw.Draw(thumb)
     for (x1, y1, x2, y2), color in boxes:
@@ -229,9 +227,11 @@ def _load(mix_dir: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
     if not manifest.is_file():
         raise ReportError(f"{mix_dir}: no manifest.parquet (is it a built mix?)")
     try:
-        df = pl.read_parquet(manifest)
-    except Exception as e:  # polars/pyarrow raise several types for a bad file
-        raise ReportError(f"{manifest}: cannot read manifest: {e}") from None
+        with MixReader(mix_dir) as reader:
+            df = pl.from_arrow(reader.read_manifest())
+    except MixIOError as e:
+        raise ReportError(str(e)) from None
+    assert isinstance(df, pl.DataFrame)  # a table gives a frame
     missing = {"key", "source", "image", "n_turns", "shard"} - set(df.columns)
     if missing:
         raise ReportError(f"{manifest}: manifest lacks column(s) {sorted(missing)}")
@@ -277,23 +277,22 @@ def scan_prompts(mix_dir: Path, shards: Iterable[str]) -> _PromptStats:
     """Count the known format prompts over every sample of the mix (one pass over the shards' json)."""
     stats = _PromptStats()
     decoder = msgspec.json.Decoder()
-    for shard in shards:
-        path = resolve_shard(mix_dir, shard)
-        try:
-            with open(path, "rb") as f:
-                for name, offset, size in tar_members(f):
-                    if not name.endswith(".json"):
+    with MixReader(mix_dir) as reader:
+        for shard in shards:
+            try:
+                path = reader.shard_path(shard)
+                for member in reader.members(path):
+                    if member.ext != JSON_EXT:
                         continue
-                    f.seek(offset)
                     try:
-                        record = decoder.decode(f.read(size))
+                        record = decoder.decode(member.data)
                     except msgspec.DecodeError:
                         record = UNREADABLE
-                    _visit(stats, f"{shard}:{name}", record)
-        except (OSError, tarfile.TarError, EOFError) as e:
-            log.warning("%s: cannot read shard (%s); its prompts are not counted", path, e)
-            stats.unreadable.append(shard)
-        log.debug("prompts: %s scanned, %d records so far", shard, stats.records)
+                    _visit(stats, f"{shard}:{member.name}", record)
+            except MixIOError as e:
+                log.warning("%s: cannot read shard (%s); its prompts are not counted", shard, e.message)
+                stats.unreadable.append(shard)
+            log.debug("prompts: %s scanned, %d records so far", shard, stats.records)
     return stats
 
 
@@ -660,14 +659,13 @@ def _card(anchor: str, row: dict[str, Any], record: dict[str, Any] | None, image
         thumb = '<div class="thumb none bad">image missing from the shard</div>'
     else:
         try:
-            with Image.open(io.BytesIO(image)) as im:
-                im.load()
-                size = im.size
-                pic = padded_square_thumbnail(im, [(b.coords, colors[b.text]) for b in boxes], frame=frame)
+            im = decode(image, alpha="drop")  # the decompression-bomb guard; LLaVA's convert("RGB")
+            size = im.size
+            pic = padded_square_thumbnail(im, [(b.coords, colors[b.text]) for b in boxes], frame=frame)
             thumb = (f'<div class="thumb"><img alt="{_e(row["image"])}" width="{THUMB_SIDE}" height="{THUMB_SIDE}" '
                      f'src="{_data_uri(pic)}"><div class="sub">{size[0]}×{size[1]} → padded square'
                      f'{f", {len(colors)} box(es)" if colors else ""}</div></div>')
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
+        except (ImageError, OSError, ValueError) as e:
             thumb = f'<div class="thumb none bad">image does not decode: {_e(str(e))}</div>'
     turns = []
     for t in convs:
@@ -692,13 +690,13 @@ def _card(anchor: str, row: dict[str, Any], record: dict[str, Any] | None, image
 
 def _read_samples(mix_dir: Path, rows: list[dict[str, Any]]) -> dict[str, tuple[dict[str, Any] | None, bytes | None]]:
     out: dict[str, tuple[dict[str, Any] | None, bytes | None]] = {}
-    with ShardReader(mix_dir) as reader:
+    with MixReader(mix_dir) as reader:
         for row in sorted(rows, key=lambda r: (r["shard"], r["row"])):
             key = row["key"]
             try:
-                raw = reader.read(row["shard"], f"{key}.json")
+                raw = reader.read(row["shard"], member_name(key, JSON_EXT))
                 record = json.loads(raw) if raw is not None else None
-                image = reader.read(row["shard"], f"{key}.jpg") if row.get("image") is not None else None
+                image = reader.read(row["shard"], member_name(key, IMAGE_EXT)) if row.get("image") is not None else None
             except Exception as e:  # a damaged shard shows as a missing sample, lint says why
                 log.warning("%s: cannot read sample %s (%s)", row["shard"], key, e)
                 record, image = None, None

@@ -8,6 +8,11 @@ Common item columns: `key` (unique within a source, `<source>-<index>`, no dots)
 `id` (the release-style id, always a string), `image` (LLaVA-layout path relative to the image root,
 None for text-only items), `width`, `height` (pixels when the raw annotations or the image say so).
 
+Mixes (docs/architecture.md 4.3): `Sample` (one sample of a build, holding its final `<key>.json`
+bytes), `MANIFEST_SCHEMA` (one row per sample of `manifest.parquet`), the tar member-name rule
+(`member_name`, `split_member`) and the constants the trainer shares (`IMAGE_TOKEN`,
+`SHORT_ANSWER_PROMPT`). Reading and writing mixes is `datamix.mixio`'s.
+
 This module must stay importable without torch: the trainer imports it.
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -332,3 +338,147 @@ def read_items(path: Any, batch_size: int = 4096) -> Iterator[Item]:
         for batch in pf.iter_batches(batch_size=batch_size):
             for row in batch.to_pylist():
                 yield item_from_row(row)
+
+
+# --------------------------------------------------------------------------------------------
+# mixes: one sample of a built mix, its tar member names, its manifest row (docs/architecture.md 4.3)
+
+#: The image placeholder of LLaVA conversations (`llava/constants.py` DEFAULT_IMAGE_TOKEN): the one
+#: definition that datamix's formatters and lint and the trainer's templates share.
+IMAGE_TOKEN = "<image>"
+#: The short-answer format prompt of VQAv2, GQA, OK-VQA and OCR-VQA (appended as "\n" + prompt). Its
+#: home among the prompts is `datamix.formats` (`SHORT_ANSWER_SUFFIX`, the same object); it is defined
+#: here because the trainer's evaluation asks questions in this format and the trainer imports only
+#: this module, `datamix.imaging`, `datamix.tokenizer` and `datamix.yamlio` from datamix.
+SHORT_ANSWER_PROMPT = "Answer the question using a single word or phrase."
+
+#: Extension of a sample's conversation member and of its image member, as the build writes them.
+JSON_EXT = "json"
+IMAGE_EXT = "jpg"
+#: Member extensions that readers take for a sample's image (WebDataset's image decoders' names).
+IMAGE_EXTS = frozenset({"jpg", "jpeg", "png", "webp", "gif"})
+
+
+def member_name(key: str, ext: str) -> str:
+    """The tar member of a sample's `ext` part: `<key>.<ext>`. Keys have no dots (`<source>-<n>`)."""
+    if "." in key or "/" in key or not key:
+        raise ValueError(f"a sample key must be non-empty without '.' or '/': {key!r}")
+    return f"{key}.{ext}"
+
+
+def split_member(name: str) -> tuple[str, str]:
+    """`(key, ext)` of a tar member name: THE member-name rule of every mix reader and the trainer.
+
+    A leading folder is dropped (a mix's members have none) and the base name splits at its FIRST
+    dot, as WebDataset groups members (`base_plus_ext`): keys have no dots, so `vqav2-12.json` ->
+    `("vqav2-12", "json")` and a multi-part extension stays whole (`k.seg.png` -> `("k", "seg.png")`).
+    A name without a dot gives `(name, "")`."""
+    base = name.rsplit("/", 1)[-1]
+    key, _, ext = base.partition(".")
+    return key, ext
+
+
+def _conversation_stats(conversations: list[dict[str, Any]]) -> tuple[int, int]:
+    return len(conversations), sum(len(t["value"]) for t in conversations)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sample:
+    """One sample of a mix, holding its final `<key>.json` member (`json`): the release record
+    `{"id", "image"?, "conversations"}` plus `source` and `key` (docs/architecture.md 4.3), as compact
+    UTF-8 JSON, encoded once when the sample is made (`Sample.create`) and written to the shard as is.
+
+    `key` is unique (`<source>-<n>`, no dots); `id` is release-style (not unique); `image` is a
+    LLaVA-layout path or None (text-only samples omit `image` in the JSON, as LLaVA's
+    `group_by_modality_length` needs); `width`/`height` are the item's when known; `item_key` names the
+    normalized item it came from. `n_turns` and `n_text_chars` are the manifest's, counted when the
+    conversation was encoded. Build samples with `create`; the plain constructor takes the bytes as
+    they are (a reader's, or a copy) and does not check them against the other fields.
+    """
+
+    key: str
+    id: str
+    source: str
+    image: str | None
+    json: bytes
+    n_turns: int
+    n_text_chars: int
+    width: int | None = None
+    height: int | None = None
+    item_key: str | None = None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        key: str,
+        id: str,
+        source: str,
+        image: str | None,
+        conversations: list[dict[str, Any]],
+        width: int | None = None,
+        height: int | None = None,
+        item_key: str | None = None,
+    ) -> Sample:
+        """Encode the record once. Bytes equal `json.dumps(record, ensure_ascii=False,
+        separators=(",", ":")).encode()` (msgspec escapes strings exactly as the standard library does
+        with `ensure_ascii=False`; tests/test_mixio.py checks every code point)."""
+        record: dict[str, Any] = {"id": id}
+        if image is not None:
+            record["image"] = image
+        record["conversations"] = conversations
+        record["source"] = source
+        record["key"] = key
+        n_turns, n_chars = _conversation_stats(conversations)
+        return cls(
+            key=key, id=id, source=source, image=image, json=_json_encoder().encode(record),
+            n_turns=n_turns, n_text_chars=n_chars, width=width, height=height, item_key=item_key,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """The decoded `<key>.json` record (a fresh dict each call)."""
+        return _json_decoder().decode(self.json)
+
+    @property
+    def conversations(self) -> list[dict[str, Any]]:
+        """The LLaVA turns, decoded from `json` (a fresh list each call)."""
+        return self.record()["conversations"]
+
+    def __repr__(self) -> str:
+        return f"Sample(key={self.key!r}, id={self.id!r}, source={self.source!r}, image={self.image!r})"
+
+
+@functools.lru_cache(maxsize=1)
+def _json_encoder() -> Any:
+    import msgspec
+
+    return msgspec.json.Encoder()
+
+
+@functools.lru_cache(maxsize=1)
+def _json_decoder() -> Any:
+    import msgspec
+
+    return msgspec.json.Decoder()
+
+
+#: One row per sample of `<mix>/manifest.parquet` (docs/architecture.md 4.3), in shard order.
+MANIFEST_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("image", pa.string()),
+        pa.field("image_sha256", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("stored_sha256", pa.string()),  # of the `<key>.jpg` member: the original's unless presized
+        pa.field("presized", pa.bool_()),  # the member is the presized square (null: text-only)
+        pa.field("n_turns", pa.int32(), nullable=False),
+        pa.field("n_text_chars", pa.int64(), nullable=False),
+        pa.field("n_tokens", pa.int32()),
+        pa.field("shard", pa.string(), nullable=False),
+    ]
+)
+#: Columns every reader needs (a manifest without them is refused, naming the file).
+MANIFEST_REQUIRED = ("key", "shard")

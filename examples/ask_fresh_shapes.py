@@ -16,9 +16,10 @@ from typing import Any
 import torch
 from transformers import AutoProcessor, LlavaForConditionalGeneration
 
+from datamix.formats import SHORT_ANSWER_SUFFIX
 from datamix.synth import Shape, color_question, render_scene
 
-SUFFIX = "\nAnswer the question using a single word or phrase."
+SUFFIX = "\n" + SHORT_ANSWER_SUFFIX
 
 
 def fresh_question(processor: Any, i: int, seed: int = 0) -> tuple[Any, list[Shape], Shape, str, str]:

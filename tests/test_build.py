@@ -16,8 +16,9 @@ from datamix.build import build, import_llava
 from datamix.cli import app
 from datamix.lint import lint_path
 from datamix.llava_json import export_llava_json, read_llava_json
+from datamix.mixio import MixReader
 from datamix.normalize import normalize
-from datamix.shards import BuildError, read_shard
+from datamix.shards import BuildError
 from datamix.synth import synth
 
 
@@ -54,21 +55,22 @@ def test_build_is_byte_identical_and_matches_manifest(tiny_root, tmp_path):
     manifest = pl.read_parquet(tmp_path / "a" / "manifest.parquet")
     assert manifest.height == a["samples"] and manifest["key"].n_unique() == manifest.height
     assert not manifest["key"].str.contains(r"\.").any()
-    # every manifest row is in its shard, with the image bytes it hashes
-    seen = 0
+    # every manifest row is in its shard, with the image bytes it hashes, and nothing else is
+    rows = list(manifest.iter_rows(named=True))
+    with MixReader(tmp_path / "a") as reader:
+        samples = list(reader.iter_samples(images=True))
+        assert [s.key for s in samples] == manifest["key"].to_list()
+        for sample, row in zip(samples, rows, strict=True):
+            rec = sample.record()
+            assert rec["key"] == sample.key and rec["source"] == row["source"] and rec["id"] == row["id"]
+            assert ("image" in rec) == (row["image"] is not None) == (sample.image is not None)
+            if sample.image is not None:
+                assert hashlib.sha256(sample.image).hexdigest() == row["image_sha256"]
+        members = [m for shard in reader.shard_files() for m in reader.members(shard)]
+    assert len(members) == manifest.height + manifest["image"].is_not_null().sum()
     for shard in sorted((tmp_path / "a" / "shards").glob("*.tar")):
-        rows = {r["key"]: r for r in manifest.filter(pl.col("shard") == shard.name).iter_rows(named=True)}
-        for key, rec, image in read_shard(shard):
-            row = rows.pop(key)
-            assert rec["key"] == key and rec["source"] == row["source"] and rec["id"] == row["id"]
-            assert ("image" in rec) == (row["image"] is not None)
-            if image is not None:
-                assert hashlib.sha256(image).hexdigest() == row["image_sha256"]
-            seen += 1
-        assert rows == {}
         with tarfile.open(shard) as tar:
             assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in tar} == {(0, 0, 0, "", "", 0o644)}
-    assert seen == manifest.height
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["seed"] == 1234 and len(summary["recipe_hash"]) == 64
     assert summary["raw_inputs"]["vqav2"][0]["sha256"]
@@ -183,12 +185,8 @@ def test_import_llava_presize_from_the_cli(tiny_root, tmp_path):
     manifest = pl.read_parquet(tmp_path / "p" / "manifest.parquet")
     with_image = manifest.filter(pl.col("image").is_not_null())
     assert summary["presize"]["presized"] == with_image.height > 0 and with_image["presized"].all()
-    sizes = {
-        Image.open(io.BytesIO(img)).size
-        for shard in sorted((tmp_path / "p" / "shards").glob("*.tar"))
-        for _, _, img in read_shard(shard)
-        if img
-    }
+    with MixReader(tmp_path / "p") as reader:
+        sizes = {Image.open(io.BytesIO(s.image)).size for s in reader.iter_samples(images=True) if s.image}
     assert sizes == {(32, 32)}
     bad = runner.invoke(app, [*args, "--presize", "32", "--presize-subsampling", "4:1:1"])
     assert bad.exit_code == 2 and "--presize-subsampling" in bad.output

@@ -222,7 +222,7 @@ def test_sample_record_shape(root):
     img = by_source["vqav2"].record()
     assert img["image"].startswith("coco/train2017/") and img["conversations"][0]["from"] == "human"
     assert img["conversations"][0]["value"].startswith("<image>\n")
-    assert isinstance(by_source["vqav2"].conversations_json, bytes)
+    assert isinstance(by_source["vqav2"].json, bytes) and by_source["vqav2"].record() == img
     assert by_source["vqav2"].width == 640 and by_source["vqav2"].height == 480
 
 

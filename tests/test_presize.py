@@ -22,13 +22,15 @@ from PIL import Image, JpegImagePlugin
 
 from datamix import shards as shards_mod
 from datamix.build import build
+from datamix.imaging import PAD_COLOR, resize_padded
 from datamix.lint import lint_path
-from datamix.mix import Sample
+from datamix.mixio import MixReader
 from datamix.normalize import normalize as normalize_sources
 from datamix.recipe import PresizeSpec, RecipeError, canonical_json, load_recipe, parse_recipe, recipe_hash
-from datamix.shards import BuildError, read_shard, write_mix
+from datamix.schema import Sample
+from datamix.shards import BuildError, write_mix
 from datamix.synth import synth
-from trainer.images import PAD_COLOR, ImageProcessor, normalize, resize_padded
+from trainer.images import ImageProcessor, normalize
 
 SIZE = 48
 MAX_ABS, MAX_MEAN = 8, 1.0  # the tolerance of the module docstring
@@ -97,10 +99,13 @@ def world(tmp_path_factory) -> tuple[Path, list[Sample]]:
     for name, data in files.items():
         (images / name).write_bytes(data)
     names = list(files)
-    samples = [Sample(f"p-{i}", str(i), "synth", name, _turns("<image>\nq" + "x" * i)) for i, name in enumerate(names)]
-    samples.insert(4, Sample("p-text", "t", "synth", None, _turns("no image")))
-    samples += [Sample("p-again", "a", "synth", "land.jpg", _turns("<image>\nagain"))]
-    samples += [Sample("p-text2", "t2", "synth", None, _turns("none"))]
+    def sample(key: str, id: str, image: str | None, text: str) -> Sample:
+        return Sample.create(key=key, id=id, source="synth", image=image, conversations=_turns(text))
+
+    samples = [sample(f"p-{i}", str(i), name, "<image>\nq" + "x" * i) for i, name in enumerate(names)]
+    samples.insert(4, sample("p-text", "t", None, "no image"))
+    samples += [sample("p-again", "a", "land.jpg", "<image>\nagain")]
+    samples += [sample("p-text2", "t2", None, "none")]
     return images, samples
 
 
@@ -118,7 +123,8 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def _members(mix: Path) -> dict[str, tuple[dict, bytes | None]]:
-    return {k: (rec, img) for shard in sorted((mix / "shards").glob("*.tar")) for k, rec, img in read_shard(shard)}
+    with MixReader(mix) as reader:
+        return {s.key: (s.record(), s.image) for s in reader.iter_samples(images=True)}
 
 
 @pytest.fixture(scope="module")

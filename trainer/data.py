@@ -16,8 +16,11 @@ tokenizer), collation, skipping corrupt samples with counters, and an exact resu
 Reading: plain `tarfile` rather than the `webdataset` package. The shards are WebDataset tars and
 any WebDataset reader reads them; here the tar stream is grouped by key in a dozen lines with fewer
 Python objects per sample, with full control of what counts as corrupt (a truncated shard ends that
-shard with skipped["bad_shard"], it never raises), and the trainer keeps its one datamix import
-(`datamix.schema`). The tar part is <1% of the per-sample time (image decode and resize dominate).
+shard with skipped["bad_shard"], it never raises). The member-name rule (`<key>.<ext>`, split at the
+first dot: `datamix.schema.split_member`) and the manifest's column types (`MANIFEST_SCHEMA`) are the
+ones datamix's own reader (`datamix.mixio.MixReader`) uses; the trainer imports them from
+`datamix.schema`, never the reader itself. The tar part is <1% of the per-sample time (image decode
+and resize dominate).
 
 Split: with at least as many shards as slots (ranks x workers), each slot reads whole shards
 (`order[slot::slots]`), so nothing is read twice; otherwise every slot reads every shard and keeps
@@ -69,6 +72,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from datamix.schema import IMAGE_EXTS, JSON_EXT, MANIFEST_SCHEMA, split_member
 from trainer.images import ImageError, ImageProcessor
 
 log = logging.getLogger(__name__)
@@ -112,8 +116,9 @@ def list_shards(mix_dir: Path | str) -> list[Path]:
 
 
 def iter_tar(path: Path, skipped: Counter | None = None) -> Iterator[_Raw]:
-    """(key, json bytes, image bytes) per sample of one shard, in tar order. Members are grouped by
-    the name before the first dot, like WebDataset. A corrupt or truncated tar ends the shard and
+    """(key, json bytes, image bytes) per sample of one shard, in tar order. Consecutive members of
+    one key form a sample (`datamix.schema.split_member`: the base name before its first dot, like
+    WebDataset). A corrupt or truncated tar ends the shard and
     counts skipped["bad_shard"] (the sample being read when it broke is dropped with it)."""
     cur: _Raw | None = None
     try:
@@ -121,16 +126,16 @@ def iter_tar(path: Path, skipped: Counter | None = None) -> Iterator[_Raw]:
             for member in tar:
                 if not member.isfile():
                     continue
-                key, _, ext = member.name.partition(".")
+                key, ext = split_member(member.name)
                 f = tar.extractfile(member)
                 data = f.read() if f is not None else b""
                 if cur is None or key != cur.key:
                     if cur is not None:
                         yield cur
                     cur = _Raw(key, None, None)
-                if ext == "json":
+                if ext == JSON_EXT:
                     cur.json = data
-                elif ext in ("jpg", "jpeg", "png", "webp", "gif"):
+                elif ext in IMAGE_EXTS:
                     cur.image = data
     except (tarfile.TarError, OSError, EOFError) as e:
         # the sample being read may be incomplete: it goes with the rest of the shard
@@ -152,9 +157,13 @@ def load_lengths(mix_dir: Path | str, shards: Sequence[str] | None = None) -> di
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path, columns=["key", "shard", "n_tokens", "n_text_chars"])
+    columns = ["key", "shard", "n_tokens", "n_text_chars"]
+    table = pq.read_table(path, columns=columns)
+    # the manifest's own column types (datamix.schema.MANIFEST_SCHEMA), not re-typed here
+    table = table.cast(pa.schema([MANIFEST_SCHEMA.field(c) for c in columns]))
     if shards is not None:
-        table = table.filter(pc.is_in(table["shard"], value_set=pa.array(list(shards), pa.string())))
+        shard_type = MANIFEST_SCHEMA.field("shard").type
+        table = table.filter(pc.is_in(table["shard"], value_set=pa.array(list(shards), shard_type)))
     column = "n_tokens" if table["n_tokens"].null_count == 0 and table.num_rows else "n_text_chars"
     return dict(zip(table["key"].to_pylist(), table[column].to_pylist(), strict=True))
 

@@ -25,13 +25,14 @@ from typing import Any
 
 import torch
 
+from datamix.schema import IMAGE_TOKEN, SHORT_ANSWER_PROMPT
 from trainer.data import iter_tar, list_shards
 from trainer.images import ImageProcessor
-from trainer.templates import IGNORE_INDEX, IMAGE_TOKEN, PAD_TOKEN_ID, encode, get_template, load_tokenizer
+from trainer.templates import IGNORE_INDEX, PAD_TOKEN_ID, encode, get_template, load_tokenizer
 
 log = logging.getLogger(__name__)
 
-SHORT_ANSWER = "Answer the question using a single word or phrase."
+SHORT_ANSWER = SHORT_ANSWER_PROMPT  # the format the model was trained with (datamix.formats.SHORT_ANSWER_SUFFIX)
 
 
 @dataclass(frozen=True, slots=True)

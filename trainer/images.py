@@ -2,9 +2,12 @@
 
 Responsible for: bytes -> decoded image (decompression-bomb guard, first frame of animations) ->
 RGB -> pad to a square with the CLIP mean colour -> CLIP preprocessing (resize the shortest side
-with bicubic, centre crop, rescale 1/255, normalise). The result is bit-identical to
+with bicubic, centre crop, rescale 1/255, normalise). Decoding, RGB, padding, resizing, the CLIP
+constants and the pixel limit are torch-free and shared with datamix (presized shards, the report):
+they live in `datamix.imaging` and are re-exported here; this module adds rescale + normalise (the
+lookup table, the accelerator path) and `ImageProcessor`. The result is bit-identical to
 transformers' `CLIPImageProcessor(size={"shortest_edge": S}, crop_size={"height": S, "width": S})`
-applied to the padded image (training.md "Images"; tests/trainer/test_images.py checks it), which
+applied to the padded image (docs/trainer.md "Images"; tests/trainer/test_images.py checks it), which
 is what LLaVA does in `llava/train/train.py` (`expand2square` then `processor.preprocess`) and
 `llava/mm_utils.py` (`expand2square`).
 
@@ -21,13 +24,8 @@ Why it is faster than that reference while giving the same numbers:
   Python-level arithmetic on pixels;
 - no float64 or PIL <-> numpy round trips per step.
 
-Choices that differ from the original LLaVA code, on purpose:
-- transparency (RGBA, LA, PA, palette or greyscale with a `transparency` entry) is composited onto
-  white, as transformers' `convert_to_rgb` does at inference, so that the exported processor and
-  training agree; `alpha="drop"` gives LLaVA's plain `Image.convert("RGB")` instead;
-- 16-bit and 32-bit greyscale (`I;16*`, `I`, `F`) are scaled to 8 bits (/257) instead of being
-  clipped at 255 by Pillow's conversion;
-- EXIF orientation is NOT applied (the original code does not either).
+Choices that differ from the original LLaVA code, on purpose (transparency onto white, 16-bit
+greyscale scaled, no EXIF orientation): see `datamix.imaging`.
 
 JPEG draft mode (`draft=True`, off by default) lets libjpeg decode at 1/2, 1/4 or 1/8 scale when the
 padded square stays at least `size` pixels wide. It changes pixels (DCT scaling instead of the
@@ -41,8 +39,6 @@ padding and resizing are skipped (`resize_padded` returns a `size` x `size` imag
 
 from __future__ import annotations
 
-import io
-import math
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -51,126 +47,24 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
-# LLaVA: `tuple(int(x * 255) for x in processor.image_mean)`
-PAD_COLOR: tuple[int, int, int] = tuple(int(x * 255) for x in CLIP_MEAN)  # (122, 116, 104)
+from datamix.imaging import (
+    CLIP_MEAN,
+    CLIP_STD,
+    MAX_PIXELS,
+    PAD_COLOR,
+    AlphaMode,
+    ImageError,
+    decode,
+    expand2square,
+    pad_color,
+    padded_square,
+    resize_padded,
+    to_rgb,
+)
+
 RESCALE = 1 / 255  # CLIPImageProcessor's rescale_factor
-MAX_PIXELS = 89_478_485  # Pillow's default decompression-bomb threshold (Image.MAX_IMAGE_PIXELS)
 
-AlphaMode = Literal["white", "drop"]
 Output = Literal["float32", "uint8"]
-
-
-class ImageError(ValueError):
-    """An image that cannot be used: undecodable, truncated, too large, unsupported mode."""
-
-
-# --------------------------------------------------------------------------------------------
-# decode + RGB
-
-
-def decode(
-    data: bytes,
-    *,
-    max_pixels: int = MAX_PIXELS,
-    alpha: AlphaMode = "white",
-    draft_size: int | None = None,
-) -> Image.Image:
-    """Decode image bytes (any format Pillow reads; the first frame of a GIF) to an RGB image.
-
-    `max_pixels` guards against decompression bombs (checked from the header, before decoding).
-    `draft_size`: for JPEGs, let libjpeg decode at a reduced scale as long as the long side stays
-    >= draft_size (changes pixels; see the module docstring). Raises ImageError."""
-    try:
-        im = Image.open(io.BytesIO(data))
-        w, h = im.size
-        if w <= 0 or h <= 0:
-            raise ImageError(f"empty image {w}x{h}")
-        if w * h > max_pixels:
-            raise ImageError(f"image of {w}x{h} pixels exceeds max_pixels={max_pixels}")
-        if draft_size is not None and im.format == "JPEG" and im.mode in ("RGB", "L", "YCbCr"):
-            long = max(w, h)
-            if long >= 2 * draft_size:
-                # draft() keeps each side >= the requested one, so the long side stays >= draft_size
-                req = (max(1, math.ceil(draft_size * w / long)), max(1, math.ceil(draft_size * h / long)))
-                im.draft(im.mode, req)
-        im.load()  # the first frame for animated formats (Image.open leaves the file at frame 0)
-        return to_rgb(im, alpha=alpha)
-    except ImageError:
-        raise
-    except Exception as e:  # noqa: BLE001 - Pillow raises many types on hostile input; never crash a run
-        raise ImageError(f"{type(e).__name__}: {e}") from None
-
-
-def to_rgb(im: Image.Image, *, alpha: AlphaMode = "white") -> Image.Image:
-    """Any Pillow mode -> RGB. Transparency is composited onto white (transformers'
-    `convert_to_rgb`) or dropped (`alpha="drop"`, LLaVA's `convert("RGB")`)."""
-    if im.mode == "RGB":
-        return im
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        arr = np.asarray(im).astype(np.float64)
-        if im.mode.startswith("I;16") or arr.max(initial=0) > 255:
-            arr = arr / 257.0
-        im = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
-    has_alpha = "A" in im.getbands() or im.info.get("transparency") is not None
-    if has_alpha and alpha == "white":
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if im.mode == "P" and has_alpha:
-        im = im.convert("RGBA")  # avoids Pillow's palette-transparency warning; alpha dropped below
-    return im.convert("RGB")
-
-
-# --------------------------------------------------------------------------------------------
-# pad + resize
-
-
-def expand2square(im: Image.Image, fill: tuple[int, int, int] = PAD_COLOR) -> Image.Image:
-    """LLaVA's `expand2square` (llava/mm_utils.py): paste centred on a square of `fill`, offset
-    (long - short) // 2 on the short axis."""
-    w, h = im.size
-    if w == h:
-        return im
-    s = max(w, h)
-    out = Image.new(im.mode, (s, s), fill)
-    out.paste(im, ((s - w) // 2, (s - h) // 2))
-    return out
-
-
-@lru_cache(maxsize=256)
-def _padding_rows(width: int, size: int, fill: tuple[int, int, int]) -> Image.Image:
-    """Pillow's horizontal bicubic pass of one constant row of `width` pixels down/up to `size`."""
-    return Image.new("RGB", (width, 1), fill).resize((size, 1), Image.Resampling.BICUBIC)
-
-
-def resize_padded(im: Image.Image, size: int, fill: tuple[int, int, int] = PAD_COLOR) -> Image.Image:
-    """`expand2square(im, fill).resize((size, size), BICUBIC)`, bit for bit, with less work.
-
-    Pillow resamples horizontally first (over the rows the vertical pass needs), rounds to uint8,
-    then vertically. For a landscape image (w > h) the padded square's rows are either a constant
-    row or an original row of the same width, so its horizontal pass equals: the horizontal pass of
-    the original (`im.resize((size, h))`, a horizontal-only call since the height is unchanged)
-    between copies of the horizontal pass of one constant row. The vertical pass is then Pillow's
-    own vertical-only call on that intermediate (`resize((size, size))` of a `size`-wide image).
-    Portrait and square images take the plain path; an image that is already `size` x `size` (a
-    presized one, datamix `shards: presize`) is returned as is: padding does nothing to a square and
-    Pillow's resize to the same size is a copy, as it is in CLIPImageProcessor (whose centre crop of
-    a `size` square is the identity too), so the pixels are the reference's."""
-    w, h = im.size
-    if im.mode != "RGB":
-        raise ValueError(f"resize_padded expects RGB, got {im.mode}")
-    if w == h == size:
-        return im
-    if w <= h:
-        return expand2square(im, fill).resize((size, size), Image.Resampling.BICUBIC)
-    s, top = w, (w - h) // 2
-    mid_rows = im.resize((size, h), Image.Resampling.BICUBIC)
-    row = _padding_rows(s, size, fill)
-    inter = row.resize((size, s), Image.Resampling.NEAREST)  # the constant row, repeated
-    inter.paste(mid_rows, (0, top))
-    return inter.resize((size, size), Image.Resampling.BICUBIC)
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,7 +148,7 @@ class ImageProcessor:
 
     @property
     def pad_color(self) -> tuple[int, int, int]:
-        return tuple(int(x * 255) for x in self.mean)  # type: ignore[return-value]
+        return pad_color(self.mean)
 
     def __call__(self, data: bytes) -> np.ndarray:
         """Raises ImageError for unusable bytes."""
@@ -264,8 +158,10 @@ class ImageProcessor:
         """bytes -> the padded, resized RGB `size` x `size` image: exactly the uint8 pixels that
         `output="uint8"` returns (as a PIL image). datamix's presized builds store it re-encoded.
         Raises ImageError for unusable bytes."""
-        im = decode(data, max_pixels=self.max_pixels, alpha=self.alpha, draft_size=self.size if self.draft else None)
-        return resize_padded(im, self.size, self.pad_color)
+        return padded_square(
+            data, self.size, fill=self.pad_color, alpha=self.alpha, max_pixels=self.max_pixels,
+            draft_size=self.size if self.draft else None,
+        )
 
     def process_rgb(self, im: Image.Image) -> np.ndarray:
         return self._chw(resize_padded(im, self.size, self.pad_color))
@@ -275,3 +171,22 @@ class ImageProcessor:
         if self.output == "uint8":
             return np.ascontiguousarray(hwc.transpose(2, 0, 1))
         return normalize(hwc, normalization_lut(tuple(self.mean), tuple(self.std)))
+
+
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "MAX_PIXELS",
+    "PAD_COLOR",
+    "RESCALE",
+    "AlphaMode",
+    "ImageError",
+    "ImageProcessor",
+    "decode",
+    "expand2square",
+    "normalization_lut",
+    "normalize",
+    "normalize_pixels",
+    "resize_padded",
+    "to_rgb",
+]

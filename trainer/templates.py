@@ -59,13 +59,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from datamix.schema import IMAGE_TOKEN
 from datamix.tokenizer import encode_chunks, is_legacy, make_spm_legacy, read_gguf_metadata
 from datamix.tokenizer import load_tokenizer as _load
 
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
-IMAGE_TOKEN = "<image>"
 IMAGE_TOKEN_ID = 32000
 PAD_TOKEN = "<pad>"
 PAD_TOKEN_ID = 32001

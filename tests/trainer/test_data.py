@@ -10,13 +10,14 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 torch = pytest.importorskip("torch")
 
+from datamix.mixio import MixWriter  # noqa: E402
+from datamix.schema import MANIFEST_SCHEMA, Sample, split_member  # noqa: E402
 from trainer.data import (  # noqa: E402
     IGNORE_INDEX,
     ShardLoader,
@@ -46,35 +47,22 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_test_mix(out: Path, name: str, samples: list[dict], images: dict[str, bytes], per_shard: int) -> None:
-    """Shards + manifest exactly as architecture.md 4.3 / datamix.shards lay them out."""
-    (out / "shards").mkdir(parents=True)
-    rows = []
+    """Shards + manifest written by datamix's own mix writer (`datamix.mixio.MixWriter`, what a build
+    uses), so the loader is tested on exactly what datamix lays out (docs/architecture.md 4.3)."""
+    writer = MixWriter(out)
+    writer.prepare()
+    names = []
     for n, start in enumerate(range(0, len(samples), per_shard)):
-        shard = f"{name}-{n:06d}.tar"
-        with tarfile.open(out / "shards" / shard, "w", format=tarfile.GNU_FORMAT) as tar:
+        names.append(f"{name}-{n:06d}.tar")
+        with writer.shard(names[-1]) as shard:
             for rec in samples[start : start + per_shard]:
-                _add(tar, f"{rec['key']}.json", json.dumps(rec, separators=(",", ":")).encode())
-                if rec["key"] in images:
-                    _add(tar, f"{rec['key']}.jpg", images[rec["key"]])
-                rows.append(
-                    {
-                        "key": rec["key"],
-                        "id": rec["id"],
-                        "source": rec["source"],
-                        "image": rec.get("image"),
-                        "n_turns": len(rec["conversations"]),
-                        "n_text_chars": sum(len(t["value"]) for t in rec["conversations"]),
-                        "n_tokens": None,
-                        "shard": shard,
-                    }
+                sample = Sample.create(
+                    key=rec["key"], id=rec["id"], source=rec["source"], image=rec.get("image"),
+                    conversations=rec["conversations"],
                 )
-    table = pa.Table.from_pylist(rows).cast(
-        pa.schema(
-            [("key", pa.string()), ("id", pa.string()), ("source", pa.string()), ("image", pa.string()),
-             ("n_turns", pa.int32()), ("n_text_chars", pa.int64()), ("n_tokens", pa.int32()), ("shard", pa.string())]
-        )
-    )
-    pq.write_table(table, out / "manifest.parquet")
+                shard.add(sample, images.get(rec["key"]))
+    writer.write_manifest(names)
+    writer.finish()
 
 
 def make_mix(root: Path, n_image: int, n_text: int, per_shard: int, name: str = "mix") -> Path:
@@ -270,6 +258,26 @@ def test_iter_tar_groups_members(mix):
     raws = list(iter_tar(shard))
     assert [r.key for r in raws] == [f"k{i:04d}" for i in range(5)]
     assert [r.image is not None for r in raws] == [True, True, False, True, True]
+
+
+def test_iter_tar_shares_the_member_name_rule_of_datamix(tmp_path):
+    """`<key>.<ext>` splits at the first dot of the base name (datamix.schema.split_member), as
+    datamix's reader and WebDataset group members."""
+    names = ["a-1.json", "a-1.jpg", "dir/b-2.json", "b-2.seg.png", "c-3.json", "c-3.png"]
+    with tarfile.open(tmp_path / "s.tar", "w") as tar:
+        for name in names:
+            _add(tar, name, name.encode())
+    raws = list(iter_tar(tmp_path / "s.tar"))
+    assert [r.key for r in raws] == ["a-1", "b-2", "c-3"] == list(dict.fromkeys(split_member(n)[0] for n in names))
+    assert [(r.json, r.image) for r in raws] == [
+        (b"a-1.json", b"a-1.jpg"), (b"dir/b-2.json", None), (b"c-3.json", b"c-3.png")
+    ]  # "seg.png" is not an image extension
+
+
+def test_lengths_come_typed_as_the_manifest_schema(mix):
+    lengths = load_lengths(mix)
+    assert len(lengths) == 36 and all(type(v) is int for v in lengths.values())
+    assert pq.read_schema(mix / "manifest.parquet").equals(MANIFEST_SCHEMA, check_metadata=False)
 
 
 @pytest.mark.parametrize("num_workers,batch_size,k", [(0, 1, 7), (2, 3, 3), (2, 2, 0)])
