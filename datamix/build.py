@@ -134,7 +134,9 @@ def import_llava(
         image = rec.get("image")
         if image is not None and not (images_root / image).is_file():
             raise BuildError(f"{path}: record {index} (id {rec['id']}): image {images_root / image} not found")
-        samples.append(Sample(f"{name}-{index}", rec["id"], source, image, rec["conversations"]))
+        samples.append(
+            Sample.create(key=f"{name}-{index}", id=rec["id"], source=source, image=image, conversations=rec["conversations"])
+        )
     summary = {
         "sources": {k: {"actual": v, "expected": None} for k, v in sorted(counts.items())},
         "total": {"actual": len(samples), "expected": None},

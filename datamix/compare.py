@@ -29,7 +29,7 @@ case/punctuation, turn order, number of turns, box values, `<image>` placement, 
 (one pair may fall in several), with `examples` pairs shown per source and class.
 
 Streaming: each record is reduced to a few 64-bit hashes of its normalised parts while it is read
-(`datamix.llava_json.iter_json_array` over a memory map, `ShardReader` for shards); the example
+(`datamix.llava_json.iter_json_array` over a memory map, `datamix.mixio.MixReader` for mixes); the example
 records are read again in a last pass. Measured on two 1.1 GB LLaVA JSON files of 665,298 records each
 (one in ten differing): 2 min 52 s on one core, 1.8 GB peak RSS, the mapped file's pages included. Hashes
 are Python's `hash()` of strings and tuples (64-bit SipHash): salted per process, which is harmless
@@ -49,18 +49,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import pyarrow.parquet as pq
 
-from datamix.formats import (
-    CAPTION_PROMPT,
-    IMAGE_TOKEN,
-    MCQ_SUFFIX,
-    OCR_PREFIX,
-    REC_PROMPT,
-    REG_PROMPT,
-    SHORT_ANSWER_SUFFIX,
-)
-from datamix.llava_json import LlavaJsonError, ShardReader, coerce_record, infer_source, iter_json_array
+from datamix.formats import IMAGE_TOKEN, KNOWN_PROMPTS
+from datamix.llava_json import LlavaJsonError, coerce_record, infer_source, iter_json_array, llava_family
+from datamix.mixio import MixIOError, MixReader
+from datamix.schema import JSON_EXT, member_name
 from datamix.sources import SOURCE_NAMES
 
 log = logging.getLogger(__name__)
@@ -81,20 +74,7 @@ CLASSES: tuple[tuple[str, str], ...] = (
 CLASS_LABELS = dict(CLASSES)
 
 #: the release's prompts (datamix.formats), longest first so that none is removed inside another
-PROMPTS: tuple[str, ...] = tuple(
-    sorted(
-        {
-            SHORT_ANSWER_SUFFIX,
-            MCQ_SUFFIX,
-            CAPTION_PROMPT,
-            OCR_PREFIX.strip(),
-            REG_PROMPT.split("{", 1)[0].rstrip(),
-            REC_PROMPT.split("{", 1)[0].rstrip(),
-        },
-        key=len,
-        reverse=True,
-    )
-)
+PROMPTS: tuple[str, ...] = tuple(sorted(KNOWN_PROMPTS, key=len, reverse=True))
 
 _NUMBER = r"-?\d+(?:\.\d+)?(?:[eE]-?\d+)?"
 _BOX_RE = re.compile(r"\[\s*" + _NUMBER + r"(?:\s*,\s*" + _NUMBER + r"){3}\s*\]")
@@ -156,35 +136,27 @@ def iter_records(side: Input) -> Iterator[tuple[int, str, dict[str, Any]]]:
 
 
 def _iter_mix(mix_dir: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    manifest = mix_dir / "manifest.parquet"
-    try:
-        pf = pq.ParquetFile(manifest)
-    except Exception as e:  # pyarrow raises several types for a bad file
-        raise CompareError(f"{manifest}: cannot read: {e}") from None
-    missing = {"key", "shard"} - set(pf.schema_arrow.names)
-    if missing:
-        raise CompareError(f"{manifest}: lacks column(s) {sorted(missing)}")
-    has_source = "source" in pf.schema_arrow.names
-    columns = ["key", "shard"] + (["source"] if has_source else [])
+    """(manifest row, source, record) of every sample of a mix, in manifest order (`MixReader`)."""
     decoder = msgspec.json.Decoder()
-    index = 0
-    with ShardReader(mix_dir) as shards:
-        for batch in pf.iter_batches(columns=columns, batch_size=8192):
-            keys, shard_names = batch.column(0).to_pylist(), batch.column(1).to_pylist()
-            srcs = batch.column(2).to_pylist() if has_source else [None] * len(keys)
-            for key, shard, src in zip(keys, shard_names, srcs, strict=True):
-                data = shards.read(shard, f"{key}.json")
-                if data is None:
-                    raise CompareError(f"{mix_dir}: shard {shard} has no sample {key}.json")
-                try:
-                    raw = decoder.decode(data)
-                except msgspec.DecodeError as e:
-                    raise CompareError(f"{mix_dir}: {shard}:{key}.json: not valid JSON: {e}") from None
-                rec = coerce_record(raw, path=f"{shard}:{key}.json", index=index)
-                rec["id"] = raw["id"]
-                source = src or rec.get("source") or infer_source(rec)
-                yield index, source, rec
-                index += 1
+    try:
+        with MixReader(mix_dir) as reader:
+            index = 0
+            for batch in reader.iter_manifest(["key", "shard", "source"]):
+                for key, shard, src in zip(batch["key"], batch["shard"], batch["source"], strict=True):
+                    data = reader.read(shard, member_name(key, JSON_EXT), row=index)
+                    if data is None:
+                        raise CompareError(f"{mix_dir}: shard {shard} has no sample {key}.json")
+                    try:
+                        raw = decoder.decode(data)
+                    except msgspec.DecodeError as e:
+                        raise CompareError(f"{mix_dir}: {shard}:{key}.json: not valid JSON: {e}") from None
+                    rec = coerce_record(raw, path=f"{shard}:{key}.json", index=index)
+                    rec["id"] = raw["id"]
+                    source = src or rec.get("source") or infer_source(rec)
+                    yield index, source, rec
+                    index += 1
+    except MixIOError as e:
+        raise CompareError(str(e)) from None
 
 
 # --- normalising one record ---------------------------------------------------------------------------
@@ -279,8 +251,8 @@ class Fingerprint:
 ) = range(15)
 
 #: sources that `infer_source` can mistake for each other share a stage-2 family (OK-VQA vs VQAv2 by
-#: their number of questions); stage 2 pairs only records of one family on one image
-_FAMILY = {"okvqa": "vqav2"}
+#: their number of questions: `llava_json.llava_family`, read off the descriptors); stage 2 pairs only
+#: records of one family on one image
 
 
 def fingerprint(record: dict[str, Any], source: str = "") -> Fingerprint:
@@ -315,7 +287,7 @@ def fingerprint(record: dict[str, Any], source: str = "") -> Fingerprint:
     else:
         ik = image_key(image)
         key = hash(("image", ik, tuple(sorted(q_loose))))
-        group = hash(("image", ik, _FAMILY.get(source, source)))
+        group = hash(("image", ik, llava_family(source)))
     features = _FEATURES.pack(
         hash((type(rid).__name__, str(rid))),
         hash(image),

@@ -24,26 +24,20 @@ on which other items are in the table).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import random
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from datamix.recipe import (
-    CaptionSpec,
-    LlavaInstructSpec,
-    LlavaPretrainSpec,
-    MCQSpec,
-    RefCOCOSpec,
-    RegionSpec,
-    ShareGPTSpec,
-    SourceSpec,
-    VGSpec,
-    VQASpec,
-)
+from datamix.recipe import SourceSpec, VQASpec
 from datamix.schema import (
+    IMAGE_TOKEN,
     QA,
+    SHORT_ANSWER_PROMPT,
     CaptionItem,
     Choice,
     ConversationItem,
@@ -58,8 +52,8 @@ Turn = dict[str, str]
 Conversation = list[Turn]
 TokenCounter = Callable[[str], int]
 
-IMAGE_TOKEN = "<image>"
-SHORT_ANSWER_SUFFIX = "Answer the question using a single word or phrase."
+# IMAGE_TOKEN and the short-answer prompt are defined in datamix.schema (the trainer imports them there)
+SHORT_ANSWER_SUFFIX = SHORT_ANSWER_PROMPT
 MCQ_SUFFIX = "Answer with the option's letter from the given choices directly."  # ASCII apostrophe
 CAPTION_PROMPT = "Provide a one-sentence caption for the provided image."
 OCR_PREFIX = "Reference OCR token: "
@@ -504,80 +498,128 @@ def format_refcoco(
 
 
 # ------------------------------------------------------------------------------------------------
-# dispatch
+# dispatch: each source descriptor (datamix.sources) names its spec class and one of the formatters
+# below; `format_item` / `count_conversations` find the formatter by the spec's class
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Formatter:
+    """How items of one spec class become conversations, and how many they give.
+
+    - `function(item, **options)`: the conversations (`format_item`); its keyword arguments are named
+      after the spec's own options (the fields a spec class adds to `SourceSpec`), plus `seed` and
+      `count_tokens` when it takes them, so a new option is a spec field and an argument of one name;
+    - `count(item, spec)`: how many, without formatting (default: one per item);
+    - `count_length(n, spec)`: the same from the length of the item's `payload` alone, so that the mix
+      counts from Arrow list lengths without decoding items (region sources, split VQA);
+    - `one_each(spec)`: every item gives exactly one conversation under `spec` (nothing to count).
+    """
+
+    item_type: type
+    function: Callable[..., list[Conversation]]
+    count: Callable[[Any, Any], int] | None = None
+    count_length: Callable[[int, Any], int] | None = None
+    payload: str = ""
+    one_each: Callable[[Any], bool] = lambda spec: False
+
+    def format(
+        self, item: Item, spec: SourceSpec, seed: int, count_tokens: TokenCounter | None
+    ) -> list[Conversation]:
+        params = _parameters(self.function)
+        options = {name: getattr(spec, name) for name in options_of(type(spec))}
+        if "seed" in params:
+            options["seed"] = seed
+        if "count_tokens" in params:
+            options["count_tokens"] = count_tokens
+        return self.function(_expect(item, self.item_type), **options)
+
+    def conversations(self, item: Item, spec: SourceSpec) -> int:
+        if self.count is not None:
+            return self.count(_expect(item, self.item_type), spec)
+        if self.count_length is not None:
+            return self.count_length(len(getattr(_expect(item, self.item_type), self.payload)), spec)
+        return 1
+
+
+@functools.cache
+def options_of(spec_type: type[SourceSpec]) -> tuple[str, ...]:
+    """The formatting options of a spec class: its fields beyond the selection rule of `SourceSpec`."""
+    return tuple(name for name in spec_type.model_fields if name not in SourceSpec.model_fields)
+
+
+@functools.cache
+def _parameters(function: Callable[..., Any]) -> frozenset[str]:
+    return frozenset(inspect.signature(function).parameters)
+
+
+def _vg_count(n_regions: int, spec: Any) -> int:
+    return 1 if n_regions >= (spec.pairs if spec.min_regions is None else spec.min_regions) else 0
+
+
+def _always(spec: Any) -> bool:
+    return True
+
+
+#: LLaVA-Instruct / LCS-558K (`image_placement`)
+CONVERSATION = Formatter(item_type=ConversationItem, function=format_conversation, one_each=_always)
+#: ShareGPT (`max_tokens` with the build's token counter)
+SHAREGPT = Formatter(item_type=ConversationItem, function=format_sharegpt, one_each=_always)
+#: short-answer VQA (VQAv2, GQA, OK-VQA, OCR-VQA)
+VQA = Formatter(
+    item_type=VQAItem,
+    function=format_vqa,
+    count_length=lambda n, spec: n_vqa_conversations(n, spec),
+    payload="qas",
+    one_each=lambda spec: spec.turns_per_conversation is None,
+)
+#: A-OKVQA (one conversation per rotation)
+MCQ = Formatter(
+    item_type=MCQItem, function=format_mcq, count=lambda item, spec: n_rotations(item, spec.augment)
+)
+#: TextCaps
+CAPTION = Formatter(item_type=CaptionItem, function=format_caption, one_each=_always)
+#: Visual Genome (one conversation per image with enough regions)
+VG = Formatter(item_type=RegionItem, function=format_vg, count_length=_vg_count, payload="regions")
+#: RefCOCO/+/g (chunks of at most `max_pairs` pairs)
+REFCOCO = Formatter(
+    item_type=RegionItem,
+    function=format_refcoco,
+    count_length=lambda n, spec: n_chunks(n, spec.max_pairs),
+    payload="regions",
+)
+
+
+@functools.cache
+def _formatters() -> dict[type, Formatter]:
+    from datamix.sources import SOURCES  # the descriptors import this module: read them on first use
+
+    table: dict[type, Formatter] = {}
+    for src in SOURCES.values():
+        if table.setdefault(src.spec, src.formatter) is not src.formatter:
+            raise TypeError(f"{src.name}: spec {src.spec.__name__} already has another formatter")
+    return table
+
+
+def formatter_for(spec: SourceSpec) -> Formatter:
+    """The formatter of a spec's class (or of the nearest registered base class)."""
+    table = _formatters()
+    for cls in type(spec).__mro__:
+        found = table.get(cls)
+        if found is not None:
+            return found
+    raise TypeError(f"no formatter for {type(spec).__name__}")
 
 
 def format_item(
     item: Item, spec: SourceSpec, *, seed: int, count_tokens: TokenCounter | None = None
 ) -> list[Conversation]:
     """The conversations of one item under its source's spec (the spec class decides the formatter)."""
-    if isinstance(spec, LlavaInstructSpec | LlavaPretrainSpec):
-        return format_conversation(_expect(item, ConversationItem), image_placement=spec.image_placement)
-    if isinstance(spec, ShareGPTSpec):
-        return format_sharegpt(
-            _expect(item, ConversationItem), max_tokens=spec.max_tokens, count_tokens=count_tokens
-        )
-    if isinstance(spec, VQASpec):
-        return format_vqa(
-            _expect(item, VQAItem),
-            seed=seed,
-            answer_case=spec.answer_case,
-            answer=spec.answer,
-            shuffle_turns=spec.shuffle_turns,
-            max_turns=spec.max_turns,
-            turns_per_conversation=spec.turns_per_conversation,
-            format_prompt=spec.format_prompt,
-        )
-    if isinstance(spec, MCQSpec):
-        return format_mcq(
-            _expect(item, MCQItem),
-            seed=seed,
-            augment=spec.augment,
-            shuffle_turns=spec.shuffle_turns,
-            format_prompt=spec.format_prompt,
-        )
-    if isinstance(spec, CaptionSpec):
-        return format_caption(
-            _expect(item, CaptionItem),
-            seed=seed,
-            caption=spec.caption,
-            ocr_tokens=spec.ocr_tokens,
-            final_period=spec.final_period,
-        )
-    if isinstance(spec, VGSpec):
-        return format_vg(
-            _expect(item, RegionItem),
-            seed=seed,
-            pairs=spec.pairs,
-            min_regions=spec.min_regions,
-            region_tasks=spec.region_tasks,
-            box_frame=spec.box_frame,
-        )
-    if isinstance(spec, RefCOCOSpec):
-        return format_refcoco(
-            _expect(item, RegionItem),
-            seed=seed,
-            max_pairs=spec.max_pairs,
-            region_tasks=spec.region_tasks,
-            box_frame=spec.box_frame,
-        )
-    if isinstance(spec, RegionSpec):  # pragma: no cover - every region source has its own spec
-        raise TypeError(f"no formatter for region spec {type(spec).__name__}")
-    raise TypeError(f"no formatter for {type(spec).__name__}")
+    return formatter_for(spec).format(item, spec, seed, count_tokens)
 
 
 def count_conversations(item: Item, spec: SourceSpec) -> int:
     """How many conversations `format_item` gives for `item`, without formatting it."""
-    if isinstance(spec, MCQSpec):
-        return n_rotations(_expect(item, MCQItem), spec.augment)
-    if isinstance(spec, VGSpec):
-        need = spec.pairs if spec.min_regions is None else spec.min_regions
-        return 1 if len(_expect(item, RegionItem).regions) >= need else 0
-    if isinstance(spec, RefCOCOSpec):
-        return n_chunks(len(_expect(item, RegionItem).regions), spec.max_pairs)
-    if isinstance(spec, VQASpec):
-        return n_vqa_conversations(len(_expect(item, VQAItem).qas), spec)
-    return 1
+    return formatter_for(spec).conversations(item, spec)
 
 
 def n_vqa_conversations(n_qas: int, spec: VQASpec) -> int:

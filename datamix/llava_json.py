@@ -9,7 +9,7 @@ prompt strings themselves are `datamix.formats`'s; this module re-exports the on
   with `id` coerced to `str` (the release mixes string and integer ids, sources.md P8); a malformed
   record raises `LlavaJsonError` naming the file and the record index.
 - `export_llava_json(mix_dir, out_path, image_prefix=...)` writes a built mix (`manifest.parquet` +
-  `shards/*.tar`) as the release's JSON, in manifest order, streaming, through a temp file renamed
+  `shards/*.tar`, read through `datamix.mixio.MixReader`) as the release's JSON, in manifest order, streaming, through a temp file renamed
   into place, with image paths as the official files write them (`export_image_path`): stage 2
   relative to the data root's `images/` folder (`coco/train2017/000000033471.jpg`, LLaVA's
   `--image_folder ./playground/data`), stage 1 relative to the LCS-558K images folder
@@ -22,32 +22,33 @@ prompt strings themselves are `datamix.formats`'s; this module re-exports the on
 
 from __future__ import annotations
 
-import io
+import functools
 import json
 import logging
 import mmap
 import os
-import re
-import tarfile
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import msgspec
-import pyarrow.parquet as pq
 
 from datamix.fileio import atomic_path, decode_each
 from datamix.formats import (
     CAPTION_PROMPT,
+    KNOWN_PROMPTS,
     MCQ_SUFFIX,
     OCR_PREFIX,
     REC_PROMPT,
     REG_PROMPT,
     SHORT_ANSWER_SUFFIX,
 )
+from datamix.mixio import MixIOError, MixReader, MixSample
+from datamix.mixio import tar_members as tar_members  # re-exported: the reader's tar index (tests)
 from datamix.paths import LLAVA_PRETRAIN_DIR
 from datamix.sources import SOURCE_NAMES
+from datamix.sources import SOURCES as SOURCE_REGISTRY
+from datamix.sources.base import LlavaMatch
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,6 @@ REGION_REC = REC_PROMPT.split("{", 1)[0].rstrip()
 SOURCES = SOURCE_NAMES  # the registry's names (datamix.sources)
 UNKNOWN = "unknown"
 
-#: OK-VQA has 9,009 train questions on 8,998 images, so its merged conversations hold 1 (rarely 2) QA
-#: pairs; VQAv2 train images carry at least 3 questions each (443,757 on 82,783 images). A COCO
-#: record with the short-answer suffix and at most this many QA pairs is taken for OK-VQA.
-OKVQA_MAX_PAIRS = 2
-
-_PRETRAIN_IMAGE = re.compile(r"^(?:llava_pretrain/images/)?\d{5}/\d{9}\.[A-Za-z]+$")
 
 
 class LlavaJsonError(Exception):
@@ -208,44 +203,72 @@ def _human_values(record: dict[str, Any]) -> list[str]:
 def infer_source(record: dict[str, Any]) -> str:
     """Guess which source of the 665K mix a LLaVA record comes from; `"unknown"` when unsure.
 
-    Image folder first (the LLaVA layout gives most sources their own folder):
-    no `image` -> `sharegpt`; `gqa/` -> `gqa`; `ocr_vqa/` -> `ocrvqa`; `textvqa/` -> `textcaps`;
-    `vg/` -> `vg`; `llava_pretrain/images/` or a bare `NNNNN/NNNNNNNNN.jpg` -> `llava_pretrain`.
-    COCO images (`coco/`) are shared by five sources, told apart by the prompts of the human turns:
+    Read off the descriptors' `llava` matches (`datamix.sources.base.LlavaMatch`). Image folder first
+    (the LLaVA layout gives most sources their own folder): no `image` -> the text-only source
+    (`sharegpt`); a folder (or pattern) of one source -> that source (`gqa/`, `ocr_vqa/`, `textvqa/`,
+    `vg/`, LCS-558K's `llava_pretrain/images/` or bare `NNNNN/NNNNNNNNN.jpg`). COCO images (`coco/`)
+    are shared by five sources, told apart by the prompts of the human turns, tried in `rank` order:
     the option-letter suffix -> `aokvqa`; a region prompt -> `refcoco`; the short-answer suffix ->
-    `okvqa` when the record has at most `OKVQA_MAX_PAIRS` (2) QA pairs, else `vqav2` (OK-VQA averages
-    1.001 questions per image, VQAv2 5.4 with at least 3; exact on the release, a heuristic elsewhere);
-    no known prompt -> `llava_instruct`; any other known prompt on COCO, or any other folder -> unknown.
+    `okvqa` with at most 2 QA pairs, else `vqav2` (OK-VQA averages 1.001 questions per image, VQAv2
+    5.4 with at least 3; exact on the release, a heuristic elsewhere); no known prompt -> the
+    folder's plain source (`llava_instruct`); any other known prompt on COCO, or any other folder ->
+    unknown.
     """
     image = record.get("image")
     if image is None:
-        return "sharegpt"
+        return _text_only_source()
     if not isinstance(image, str):
         return UNKNOWN
     image = image.removeprefix("./")
-    if image.startswith("gqa/"):
-        return "gqa"
-    if image.startswith("ocr_vqa/"):
-        return "ocrvqa"
-    if image.startswith("textvqa/"):
-        return "textcaps"
-    if image.startswith("vg/"):
-        return "vg"
-    if _PRETRAIN_IMAGE.match(image):
-        return "llava_pretrain"
-    if not image.startswith("coco/"):
+    candidates = [(src, m) for src, m in _llava_matches() if _on_image(m, image)]
+    if len(candidates) == 1:
+        return candidates[0][0]
+    if not candidates:
         return UNKNOWN
     humans = _human_values(record)
     text = "\n".join(humans)
-    if MC_LETTER in text:
-        return "aokvqa"
-    if REGION_REG in text or REGION_REC in text:
-        return "refcoco"
-    if SHORT_ANSWER in text:
-        return "okvqa" if len(humans) <= OKVQA_MAX_PAIRS else "vqav2"
-    if CAPTION in text or OCR_TOKENS in text:
+    for src, m in candidates:
+        if any(p in text for p in m.prompts) and (m.max_pairs is None or len(humans) <= m.max_pairs):
+            return src
+    if any(p in text for p in KNOWN_PROMPTS):
         return UNKNOWN
-    return "llava_instruct"
+    plain = [src for src, m in candidates if not m.prompts]
+    return plain[0] if plain else UNKNOWN
+
+
+def _on_image(match: LlavaMatch, image: str) -> bool:
+    if match.pattern is not None:
+        return match.pattern.match(image) is not None
+    return match.folder is not None and image.startswith(match.folder)
+
+
+@functools.cache
+def _llava_matches() -> tuple[tuple[str, LlavaMatch], ...]:
+    """(source, match) of every descriptor with an image, in `rank` order (then registry order)."""
+    found = [(name, src.llava) for name, src in SOURCE_REGISTRY.items() if _has_image(src.llava)]
+    return tuple(sorted(found, key=lambda x: x[1].rank))
+
+
+@functools.cache
+def _text_only_source() -> str:
+    names = [name for name, src in SOURCE_REGISTRY.items() if not _has_image(src.llava)]
+    return names[0] if names else UNKNOWN
+
+
+def _has_image(match: LlavaMatch) -> bool:
+    return match.folder is not None or match.pattern is not None
+
+
+def llava_family(source: str) -> str:
+    """The first registered source whose records `infer_source` cannot tell from `source`'s but by
+    their number of QA pairs (same folder and prompts: OK-VQA -> VQAv2); the source itself otherwise."""
+    src = SOURCE_REGISTRY.get(source)
+    if src is None:
+        return source
+    def shape(m: LlavaMatch) -> tuple[Any, ...]:
+        return (m.folder, m.pattern, m.prompts)
+
+    return next(name for name, other in SOURCE_REGISTRY.items() if shape(other.llava) == shape(src.llava))
 
 
 def import_records(path: Path | str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -288,7 +311,7 @@ def mix_stage(mix_dir: Path | str) -> int:
             for name, c in sources.items()
             if not isinstance(c, dict) or not isinstance(c.get("actual"), int) or c["actual"] > 0
         }
-        if used and used <= {"llava_pretrain"}:
+        if used and used <= {n for n, src in SOURCE_REGISTRY.items() if src.stage == "stage1"}:
             return 1
     return 2
 
@@ -309,123 +332,6 @@ def export_image_path(image: str, *, stage: int, image_prefix: str | None = AUTO
     return image_prefix + image
 
 
-def resolve_shard(mix_dir: Path, shard: str) -> Path:
-    """The file of a manifest's `shard` value: a path relative to the mix folder or to its `shards/`."""
-    for candidate in (mix_dir / shard, mix_dir / "shards" / shard, mix_dir / "shards" / Path(shard).name):
-        if candidate.is_file():
-            return candidate
-    return mix_dir / "shards" / Path(shard).name
-
-
-_BLOCK = 512
-_ZERO_BLOCK = bytes(_BLOCK)
-
-
-def _scan_plain_tar(f: BinaryIO, size: int) -> list[tuple[str, int, int]] | None:
-    """Fast path of `tar_members` for plain ustar/v7 archives; None when anything needs `tarfile`."""
-    out: list[tuple[str, int, int]] = []
-    pos = 0
-    while pos + _BLOCK <= size:
-        f.seek(pos)
-        header = f.read(_BLOCK)
-        if header == _ZERO_BLOCK:
-            return out
-        try:
-            stored = int(header[148:156].split(b"\0", 1)[0].strip() or b"0", 8)
-            length = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
-        except ValueError:
-            return None
-        if stored != sum(header[:148]) + 256 + sum(header[156:]) or header[156:157] in (
-            b"x",
-            b"g",
-            b"L",
-            b"K",
-        ):
-            return None  # bad checksum, or pax / GNU long-name headers: let tarfile judge
-        name = header[:100].split(b"\0", 1)[0]
-        if header[257:262] == b"ustar":
-            prefix = header[345:500].split(b"\0", 1)[0]
-            if prefix:
-                name = prefix + b"/" + name
-        data = pos + _BLOCK
-        if header[156:157] in (b"0", b"\0", b"7"):
-            out.append((name.decode("utf-8", "surrogateescape"), data, length))
-        pos = data + -(-length // _BLOCK) * _BLOCK
-    if pos == size:
-        return out  # ends on a member boundary without end-of-archive blocks: tolerated, as tarfile does
-    need = pos if pos > size else pos + _BLOCK
-    raise tarfile.ReadError(f"truncated archive: {size} bytes, at least {need} expected")
-
-
-def tar_members(f: BinaryIO) -> list[tuple[str, int, int]]:
-    """`(name, data offset, size)` of every regular file of an uncompressed tar, in archive order.
-
-    Plain ustar headers (what a shard writer with short keys produces) are parsed directly, which is
-    several times faster than `tarfile`'s per-member objects; pax or GNU extensions and odd headers go
-    through `tarfile`. A damaged or truncated archive raises `tarfile.TarError`.
-    """
-    size = os.fstat(f.fileno()).st_size
-    fast = _scan_plain_tar(f, size)
-    if fast is not None:
-        return fast
-    f.seek(0)
-    with tarfile.open(fileobj=f, mode="r:") as tar:
-        return [(info.name, info.offset_data, info.size) for info in tar if info.isfile()]
-
-
-class ShardReader:
-    """Random access to the `<key>.<ext>` members of a mix's tar shards, with a few shard indexes cached.
-
-    Builds are written in manifest order, so reading in that order touches each shard once; any other
-    order still works, at the cost of re-indexing an evicted shard.
-    """
-
-    def __init__(self, mix_dir: Path, *, cache: int = 4):
-        self.mix_dir = Path(mix_dir)
-        self._cache: OrderedDict[str, tuple[io.BufferedReader, dict[str, tuple[int, int]]]] = OrderedDict()
-        self._size = cache
-
-    def _index(self, shard: str) -> tuple[io.BufferedReader, dict[str, tuple[int, int]]]:
-        if shard in self._cache:
-            self._cache.move_to_end(shard)
-            return self._cache[shard]
-        path = resolve_shard(self.mix_dir, shard)
-        try:
-            f = open(path, "rb")
-        except OSError as e:
-            raise LlavaJsonError(path, f"cannot read shard: {e.strerror or e}") from None
-        try:
-            members = {name: (offset, length) for name, offset, length in tar_members(f)}
-        except (OSError, tarfile.TarError, EOFError) as e:
-            f.close()
-            raise LlavaJsonError(path, f"cannot read shard: {e}") from None
-        self._cache[shard] = (f, members)
-        while len(self._cache) > self._size:
-            _, (old, _) = self._cache.popitem(last=False)
-            old.close()
-        return f, members
-
-    def read(self, shard: str, member: str) -> bytes | None:
-        """The bytes of `member` in `shard`, or None if the shard has no such member."""
-        f, members = self._index(shard)
-        where = members.get(member)
-        if where is None:
-            return None
-        f.seek(where[0])
-        return f.read(where[1])
-
-    def close(self) -> None:
-        for f, _ in self._cache.values():
-            f.close()
-        self._cache.clear()
-
-    def __enter__(self) -> ShardReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def export_llava_json(
     mix_dir: Path | str,
     out_path: Path | str,
@@ -443,42 +349,48 @@ def export_llava_json(
     """
     mix_dir = Path(mix_dir)
     out_path = Path(out_path)
-    manifest = mix_dir / "manifest.parquet"
-    if not manifest.is_file():
-        raise LlavaJsonError(manifest, "no manifest.parquet in the mix folder")
-    if out_path.exists() and not force:
-        raise LlavaJsonError(out_path, "exists; pass force=True (--force) to overwrite")
+    reader = MixReader(mix_dir)
     try:
-        pf = pq.ParquetFile(manifest)
-    except Exception as e:  # pyarrow raises several types for a bad file
-        raise LlavaJsonError(manifest, f"cannot read manifest: {e}") from None
-    missing = {"key", "shard"} - set(pf.schema_arrow.names)
-    if missing:
-        raise LlavaJsonError(manifest, f"manifest lacks column(s) {sorted(missing)}")
+        reader.parquet()
+    except MixIOError as e:
+        raise LlavaJsonError(e.path, e.message) from None
+    if out_path.exists() and not force:
+        reader.close()
+        raise LlavaJsonError(out_path, "exists; pass force=True (--force) to overwrite")
     encoder = msgspec.json.Encoder()
     decoder = msgspec.json.Decoder()
     stage = mix_stage(mix_dir)
     count = 0
-    with atomic_path(out_path) as tmp, open(tmp, "wb") as out, ShardReader(mix_dir) as shards:
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as out, reader:
         out.write(b"[")
-        for batch in pf.iter_batches(columns=["key", "shard"], batch_size=8192):
-            for key, shard in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
-                data = shards.read(shard, f"{key}.json")
-                if data is None:
-                    raise LlavaJsonError(resolve_shard(mix_dir, shard), f"no sample {key}.json", count)
-                try:
-                    sample = coerce_record(decoder.decode(data), path=f"{shard}:{key}.json", index=count)
-                except msgspec.DecodeError as e:
-                    raise LlavaJsonError(f"{shard}:{key}.json", f"not valid JSON: {e}", count) from None
-                record: dict[str, Any] = {"id": sample["id"]}
-                if "image" in sample:
-                    record["image"] = export_image_path(
-                        sample["image"], stage=stage, image_prefix=image_prefix
-                    )
-                record["conversations"] = sample["conversations"]
-                out.write(b"\n" if count == 0 else b",\n")
-                out.write(encoder.encode(record))
-                count += 1
+        for sample in _mix_samples(reader):
+            where = f"{sample.shard}:{sample.key}.json"
+            if sample.json is None:
+                raise LlavaJsonError(reader.shard_path(sample.shard), f"no sample {sample.key}.json", count)
+            try:
+                record = coerce_record(decoder.decode(sample.json), path=where, index=count)
+            except msgspec.DecodeError as e:
+                raise LlavaJsonError(where, f"not valid JSON: {e}", count) from None
+            release: dict[str, Any] = {"id": record["id"]}
+            if "image" in record:
+                release["image"] = export_image_path(record["image"], stage=stage, image_prefix=image_prefix)
+            release["conversations"] = record["conversations"]
+            out.write(b"\n" if count == 0 else b",\n")
+            out.write(encoder.encode(release))
+            count += 1
         out.write(b"\n]\n" if count else b"]\n")
     log.info("exported %d records from %s to %s", count, mix_dir, out_path)
     return count
+
+
+def _mix_samples(reader: MixReader) -> Iterator[MixSample]:
+    """The reader's samples in manifest order, its errors as `LlavaJsonError` (file + record)."""
+    samples = reader.iter_samples()
+    while True:
+        try:
+            sample = next(samples)
+        except StopIteration:
+            return
+        except MixIOError as e:
+            raise LlavaJsonError(e.path, e.message, e.row) from None
+        yield sample

@@ -1,8 +1,8 @@
 """Mixing: normalized tables + a recipe -> the ordered list of samples a build writes.
 
-Per source (in the canonical order of `datamix.recipe.SOURCE_NAMES`):
+Per source (in the canonical order of the registry, `datamix.sources.SOURCE_NAMES`):
 
-1. count the conversations every item gives (`formats.count_conversations`; for region sources
+1. count the conversations every item gives (the source's `formats.Formatter`; for region sources
    straight from the Arrow list lengths, without decoding items);
 2. hold out the recipe's `eval_split` images, drawn with the generator of (seed, source, "eval")
    among the items that give at least one conversation;
@@ -19,10 +19,12 @@ Finally all training samples are shuffled once with the generator of (seed, "", 
 all of them and returns a `Mix`. Selection depends only on per-item conversation counts, and
 formatting only on the item, its options and the seed, so a plan and a build always agree.
 
-Memory: a `Sample` is a slotted object whose conversation is kept as compact UTF-8 JSON bytes (no
-list of dicts per sample). The peak is the kept samples (about the size of the release JSON: ~1 GB
-for the 665K mix) plus one source's selection arrays and one decoded batch: 1.75 GiB peak RSS for a
-665,298-sample build (see `build_samples`). Rows that nothing selects are never decoded.
+Memory: a `Sample` (`datamix.schema`) is a slotted record holding its final `<key>.json` as compact
+UTF-8 JSON bytes, encoded once here and written to the shard as is (no list of dicts per sample).
+The peak is the kept samples (about the size of the release JSON: ~1 GB for the 665K mix) plus one
+source's selection arrays and one decoded batch: 1.75 GiB peak RSS for a 665,298-sample build (see
+`build_samples`; measured when samples held only their conversation's bytes). Rows that nothing
+selects are never decoded.
 """
 
 from __future__ import annotations
@@ -36,27 +38,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datamix.formats import (
-    Conversation,
-    TokenCounter,
-    count_conversations,
-    format_item,
-    item_rng,
-    n_vqa_conversations,
-)
+from datamix.formats import TokenCounter, format_item, formatter_for, item_rng
 from datamix.paths import Layout
-from datamix.recipe import SOURCE_KINDS, Recipe, RefCOCOSpec, SourceSpec, VGSpec, VQASpec, recipe_hash
-from datamix.schema import Item, Kind, item_from_row, read_items
+from datamix.recipe import Recipe, SourceSpec, recipe_hash
+from datamix.schema import Item, Kind, Sample, item_from_row, read_items
+from datamix.sources import get_source
 
 log = logging.getLogger(__name__)
-
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder()
 
 _PAYLOAD_COLUMN = {
     Kind.CONVERSATION: "turns",
@@ -75,67 +67,6 @@ class MixError(ValueError):
         self.source = source
         self.asked = asked
         self.available = available
-
-
-class Sample:
-    """One record of the mix: `key` (unique, `<source>-<n>`, no dots), `id` (release-style, not unique),
-    `source`, `image` (LLaVA-layout path or None), `conversations` (LLaVA turns), image size when
-    known, and the normalized item it came from.
-
-    The conversation is stored as UTF-8 JSON bytes (`conversations_json`); `conversations` decodes a
-    fresh list each time it is read.
-    """
-
-    __slots__ = ("key", "id", "source", "image", "conversations_json", "width", "height", "item_key")
-
-    def __init__(
-        self,
-        key: str,
-        id: str,
-        source: str,
-        image: str | None,
-        conversations: Conversation | bytes,
-        width: int | None = None,
-        height: int | None = None,
-        item_key: str | None = None,
-    ):
-        self.key = key
-        self.id = id
-        self.source = source
-        self.image = image
-        self.conversations_json = (
-            conversations if isinstance(conversations, bytes) else _encoder.encode(conversations)
-        )
-        self.width = width
-        self.height = height
-        self.item_key = item_key
-
-    @property
-    def conversations(self) -> Conversation:
-        return _decoder.decode(self.conversations_json)
-
-    def record(self) -> dict[str, Any]:
-        """The sample as a release record plus `source` and `key` (architecture.md 4.3): `id`, `image`
-        (omitted for text-only samples, as LLaVA's `group_by_modality_length` needs), `conversations`."""
-        out: dict[str, Any] = {"id": self.id}
-        if self.image is not None:
-            out["image"] = self.image
-        out["conversations"] = self.conversations
-        out["source"] = self.source
-        out["key"] = self.key
-        return out
-
-    def _tuple(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, s) for s in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sample) and self._tuple() == other._tuple()
-
-    def __hash__(self) -> int:
-        return hash(self._tuple())
-
-    def __repr__(self) -> str:
-        return f"Sample(key={self.key!r}, id={self.id!r}, source={self.source!r}, image={self.image!r})"
 
 
 @dataclass(frozen=True)
@@ -277,8 +208,9 @@ def _table_path(root: str | os.PathLike[str] | Path, source: str) -> Path:
 
 
 def _conversation_counts(path: Path, source: str, spec: SourceSpec) -> array:
-    """Conversations per row, computed from Arrow columns where that avoids decoding items."""
-    kind = SOURCE_KINDS[source]
+    """Conversations per row, computed from Arrow columns where that avoids decoding items (the
+    source's formatter says how: one each, from the payload's length, or per item)."""
+    kind = get_source(source).kind
     schema = pq.read_schema(path)
     payload = _PAYLOAD_COLUMN[kind]
     if payload not in schema.names:
@@ -286,20 +218,13 @@ def _conversation_counts(path: Path, source: str, spec: SourceSpec) -> array:
             source,
             f"{path} is not a {kind.value} table (no {payload!r} column; columns: {', '.join(schema.names)})",
         )
-    if kind is Kind.REGION:
+    fmt = formatter_for(spec)
+    if fmt.one_each(spec):
+        return array("q", [1]) * pq.ParquetFile(path).metadata.num_rows
+    if fmt.count_length is not None:
         lengths = pc.list_value_length(pq.read_table(path, columns=[payload]).column(payload))
-        lengths = pc.fill_null(lengths, 0).to_pylist()
-        if isinstance(spec, VGSpec):
-            need = spec.pairs if spec.min_regions is None else spec.min_regions
-            return array("q", (1 if n >= need else 0 for n in lengths))
-        if isinstance(spec, RefCOCOSpec):
-            return array("q", (-(-n // spec.max_pairs) for n in lengths))
-    if kind is Kind.VQA and isinstance(spec, VQASpec) and spec.turns_per_conversation is not None:
-        lengths = pc.list_value_length(pq.read_table(path, columns=[payload]).column(payload))
-        return array("q", (n_vqa_conversations(n, spec) for n in pc.fill_null(lengths, 0).to_pylist()))
-    if kind is Kind.MCQ:
-        return array("q", (count_conversations(item, spec) for item in read_items(path)))
-    return array("q", [1]) * pq.ParquetFile(path).metadata.num_rows
+        return array("q", (fmt.count_length(n, spec) for n in pc.fill_null(lengths, 0).to_pylist()))
+    return array("q", (fmt.conversations(item, spec) for item in read_items(path)))
 
 
 def _round_half_up(x: float) -> int:
@@ -381,7 +306,7 @@ def _select_source(recipe: Recipe, root: Any, source: str, spec: SourceSpec) -> 
     eval_conversations = sum(counts[i] for i in eval_items)
     plan = SourcePlan(
         source=source,
-        kind=SOURCE_KINDS[source].value,
+        kind=get_source(source).kind.value,
         items=n_items,
         eval_items=len(eval_items),
         eval_conversations=eval_conversations,
@@ -466,11 +391,11 @@ def _samples_of(
             if want is not None
             else (held, range(len(conversations)), f"{source}-eval-")
         )
-        encoded = [_encoder.encode(c) for c in conversations]
-        for j in indices:
+        for j in indices:  # each sample's json is encoded once, here (Sample.create)
             target.append(
-                Sample(
-                    f"{prefix}{len(target)}", item.id, source, item.image, encoded[j], width, height, item.key
+                Sample.create(
+                    key=f"{prefix}{len(target)}", id=item.id, source=source, image=item.image,
+                    conversations=conversations[j], width=width, height=height, item_key=item.key,
                 )
             )
     if len(train) != sel.plan.selected or len(held) != sel.plan.eval_conversations:  # pragma: no cover

@@ -131,13 +131,12 @@ def normalize_source(
         items = _TableWriter(items_tmp, ITEM_SCHEMAS[source.kind])
         drops = _TableWriter(drops_tmp, DROP_SCHEMA)
         try:
-            for record in source.read(ctx):
+            for record in source.read(ctx):  # items come with their key and source (Source.read)
                 row = to_row(record)
                 if isinstance(record, Drop):
                     reasons[row["reason"]] += 1
                     drops.add(row)
                 else:
-                    row["key"] = f"{name}-{items.count:08d}"
                     items.add(row)
         except (RawFormatError, FileNotFoundError) as e:
             items.writer.close()

@@ -18,6 +18,7 @@ Public API: `Recipe`, `SourceSpec` and its per-source subclasses, `ShardSpec`, `
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ import re
 import reprlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -47,22 +48,6 @@ from datamix.schema import Kind
 
 log = logging.getLogger(__name__)
 
-# Registry keys of architecture.md 4.1, in the canonical order used everywhere a mix lists sources
-# (plans, summaries, the order in which per-source samples are concatenated before the final shuffle).
-SOURCE_KINDS: dict[str, Kind] = {
-    "llava_instruct": Kind.CONVERSATION,
-    "sharegpt": Kind.CONVERSATION,
-    "vqav2": Kind.VQA,
-    "gqa": Kind.VQA,
-    "okvqa": Kind.VQA,
-    "aokvqa": Kind.MCQ,
-    "ocrvqa": Kind.VQA,
-    "textcaps": Kind.CAPTION,
-    "vg": Kind.REGION,
-    "refcoco": Kind.REGION,
-    "llava_pretrain": Kind.CONVERSATION,
-}
-SOURCE_NAMES: tuple[str, ...] = tuple(SOURCE_KINDS)
 
 _NAME_RE = r"^[A-Za-z0-9_][A-Za-z0-9_-]*$"  # used in shard names `<recipe>-NNNNNN.tar`: no dots, no slashes
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -255,20 +240,35 @@ class RefCOCOSpec(RegionSpec):
     max_pairs: PositiveInt = 9
 
 
-SPEC_TYPES: dict[str, type[SourceSpec]] = {
-    "llava_instruct": LlavaInstructSpec,
-    "sharegpt": ShareGPTSpec,
-    "vqav2": VQASpec,
-    "gqa": VQASpec,
-    "okvqa": OKVQASpec,
-    "aokvqa": MCQSpec,
-    "ocrvqa": VQASpec,
-    "textcaps": CaptionSpec,
-    "vg": VGSpec,
-    "refcoco": RefCOCOSpec,
-    "llava_pretrain": LlavaPretrainSpec,
-}
-assert set(SPEC_TYPES) == set(SOURCE_KINDS)
+# ------------------------------------------------------------------------------------------------
+# the per-source tables, derived from the source descriptors (datamix.sources): each descriptor names
+# its kind and its spec class (one of the above). The descriptors import this module, so the tables
+# are built on first use; `from datamix.recipe import SPEC_TYPES` works as for any constant.
+# SOURCE_NAMES: the registry keys (docs/architecture.md 4.1) in the canonical order used everywhere a
+# mix lists sources (plans, summaries, the order in which per-source samples are concatenated
+# before the final shuffle); SOURCE_KINDS: name -> Kind; SPEC_TYPES: name -> spec class.
+
+if TYPE_CHECKING:
+    SOURCE_NAMES: tuple[str, ...]
+    SOURCE_KINDS: dict[str, Kind]
+    SPEC_TYPES: dict[str, type[SourceSpec]]
+
+
+@functools.cache
+def _tables() -> dict[str, Any]:
+    from datamix.sources import SOURCES
+
+    return {
+        "SOURCE_NAMES": tuple(SOURCES),
+        "SOURCE_KINDS": {name: src.kind for name, src in SOURCES.items()},
+        "SPEC_TYPES": {name: src.spec for name, src in SOURCES.items()},
+    }
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("SOURCE_NAMES", "SOURCE_KINDS", "SPEC_TYPES"):
+        return _tables()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -356,14 +356,14 @@ class Recipe(_Strict):
         errors: list[InitErrorDetails] = []
         out: dict[str, SourceSpec] = {}
         for name, spec in value.items():
-            spec_type = SPEC_TYPES.get(name) if isinstance(name, str) else None
+            spec_type = _tables()["SPEC_TYPES"].get(name) if isinstance(name, str) else None
             if spec_type is None:
                 errors.append(
                     InitErrorDetails(
                         type=PydanticCustomError(
                             "unknown_source",
                             "unknown source '{name}'; known sources: {known}",
-                            {"name": name, "known": ", ".join(SOURCE_NAMES)},
+                            {"name": name, "known": ", ".join(_tables()["SOURCE_NAMES"])},
                         ),
                         loc=(name,),
                         input=spec,
@@ -381,7 +381,7 @@ class Recipe(_Strict):
             raise ValidationError.from_exception_data("sources", errors)
         if not out:
             raise PydanticCustomError("no_sources", "a recipe needs at least one source")
-        return {name: out[name] for name in SOURCE_NAMES if name in out}
+        return {name: out[name] for name in _tables()["SOURCE_NAMES"] if name in out}
 
     @field_validator("expect", "eval_split", mode="after")
     @classmethod
@@ -452,7 +452,7 @@ class Recipe(_Strict):
     # convenience ---------------------------------------------------------------------------------
 
     def kind(self, source: str) -> Kind:
-        return SOURCE_KINDS[source]
+        return _tables()["SOURCE_KINDS"][source]
 
     def expected(self) -> dict[str, int] | None:
         """Expected per-source counts plus `total` (computed when the recipe gives every source)."""
@@ -593,8 +593,9 @@ def _walk(data: Any, loc: tuple[Any, ...], fallback: Any) -> tuple[list[Any], An
 
 def _known_options(data: Any, path: list[Any]) -> str:
     """For an unknown key under `sources.<name>`, list what that source accepts."""
-    if len(path) == 3 and path[0] == "sources" and path[1] in SPEC_TYPES:
-        names = ", ".join(SPEC_TYPES[path[1]].model_fields)
+    spec_types = _tables()["SPEC_TYPES"]
+    if len(path) == 3 and path[0] == "sources" and path[1] in spec_types:
+        names = ", ".join(spec_types[path[1]].model_fields)
         return f" for source {path[1]!r} (accepted: {names})"
     if len(path) == 1:
         return f" (accepted: {', '.join(Recipe.model_fields)})"

@@ -1,40 +1,53 @@
 """The source registry: every raw dataset of LLaVA-1.5, by its canonical name (architecture.md 4.1).
 
-One module per source holds only its raw -> canonical mapping; `SOURCES` is the one explicit list.
+Every public module of this package (`datamix/sources/<name>.py`; helpers start with `_`) holds one
+source: its descriptor (a `Source` subclass: kind, raw files, image folders, remote files, recipe
+spec class, formatter, how `import-llava` recognises it, synth writer) and its raw -> canonical
+mapping. `SOURCES` is the one registry, built from those modules in the descriptors' `order` (the
+order of every table, plan and summary); every other per-source table is derived from it:
+`catalog.CATALOG`, `recipe.SOURCE_NAMES` / `SOURCE_KINDS` / `SPEC_TYPES`, the formatters of
+`formats.format_item`, `llava_json.infer_source`. Adding a source is adding a module
+(docs/adding-a-source.md); tests/test_registry.py checks that every module is registered and that
+no other module names a source.
 """
 
 from __future__ import annotations
 
-from datamix.sources.aokvqa import AOKVQA
-from datamix.sources.base import Context, RawFile, RecordError, Source
-from datamix.sources.gqa import GQA
-from datamix.sources.llava_instruct import LlavaInstruct
-from datamix.sources.llava_pretrain import LlavaPretrain
-from datamix.sources.ocrvqa import OCRVQA
-from datamix.sources.okvqa import OKVQA
-from datamix.sources.refcoco import RefCOCO
-from datamix.sources.sharegpt import ShareGPT
-from datamix.sources.textcaps import TextCaps
-from datamix.sources.vg import VisualGenome
-from datamix.sources.vqav2 import VQAv2
+import importlib
+import inspect
+import pkgutil
 
-# the order of architecture.md 4.1 (also the order of every table and summary)
-SOURCES: dict[str, Source] = {
-    s.name: s
-    for s in (
-        LlavaInstruct(),
-        ShareGPT(),
-        VQAv2(),
-        GQA(),
-        OKVQA(),
-        AOKVQA(),
-        OCRVQA(),
-        TextCaps(),
-        VisualGenome(),
-        RefCOCO(),
-        LlavaPretrain(),
-    )
-}
+from datamix.sources.base import Context, RawFile, RecordError, Source
+
+
+def _discover() -> dict[str, Source]:
+    """One descriptor per public module of this package, in `order`."""
+    found: list[Source] = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_") or info.name == "base":
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        defined = [
+            obj
+            for obj in vars(module).values()
+            if inspect.isclass(obj)
+            and issubclass(obj, Source)
+            and obj.__module__ == module.__name__
+            and not inspect.isabstract(obj)
+        ]
+        if len(defined) != 1:
+            raise ImportError(
+                f"{module.__name__} defines {len(defined)} sources; a source module defines one"
+            )
+        found.append(defined[0]())
+    found.sort(key=lambda s: s.order)
+    orders = [s.order for s in found]
+    if len(set(orders)) != len(orders):
+        raise ImportError(f"two sources share an order: {sorted((s.order, s.name) for s in found)}")
+    return {s.name: s for s in found}
+
+
+SOURCES: dict[str, Source] = _discover()
 
 SOURCE_NAMES: tuple[str, ...] = tuple(SOURCES)
 

@@ -1,5 +1,6 @@
 """Shared reading of the VQA-challenge file pair (VQAv2, OK-VQA): a questions file and an
-annotations file, joined on `question_id` and grouped into one item per image.
+annotations file (the source's two raw files), joined on `question_id` and grouped into one item
+per image (`VQAPairSource`).
 
 Questions: `{"questions": [{"image_id": int, "question": str, "question_id": int}]}`.
 Annotations: `{"annotations": [{"question_id", "image_id", "multiple_choice_answer"?,
@@ -8,16 +9,17 @@ Annotations: `{"annotations": [{"question_id", "image_id", "multiple_choice_answ
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
+from functools import partial
+from typing import Any, ClassVar
 
 import msgspec
 
 from datamix.fileio import RawFormatError, load_json
 from datamix.paths import coco_image
-from datamix.schema import QA, Drop, DropReason, VQAItem
-from datamix.sources.base import Context, RecordError, expect_dict, expect_list, get, require
+from datamix.schema import QA, DropReason, Kind
+from datamix.sources._fields import RecordError, expect_dict, expect_list, get, require
+from datamix.sources.base import Context, Draft, Part, Records, Source
 
 
 class _Answer(msgspec.Struct, gc=False):
@@ -63,82 +65,74 @@ def _int_id(rec: Any, name: str) -> int:
     return value
 
 
-def read_vqa_pair(
-    ctx: Context, source: str, questions_file: str, annotations_file: str, answer_field: str, consensus: bool
-) -> Iterator[VQAItem | Drop]:
+class VQAPairSource(Source):
     """One VQAItem per image (questions sorted by question id); drops for every bad record.
 
     `answer_field`: which per-annotator field holds the raw answer (`answer` for VQAv2, `raw_answer`
     for OK-VQA, falling back to `answer`). `consensus`: the file has `multiple_choice_answer`.
+    `raw_files` are (questions, annotations).
     """
-    annotations: dict[int, tuple[str | None, tuple[str, ...]]] = {}
-    for index, ann in enumerate(_section(ctx, annotations_file, "annotations", _AnnotationsFile)):
-        try:
-            qid = _int_id(ann, "question_id")
-            raw_answers = require(ann, "answers", list)
-            if all(type(a) is _Answer for a in raw_answers):  # typed fast path
-                if answer_field == "raw_answer":
-                    answers = [a.answer if a.raw_answer is msgspec.UNSET else a.raw_answer for a in raw_answers]
-                else:
-                    answers = [a.answer for a in raw_answers]
+
+    kind = Kind.VQA
+    tally = ("qas", "qas")
+    answer_field: ClassVar[str]
+    consensus: ClassVar[bool]
+
+    def records(self, ctx: Context) -> Iterator[Records]:
+        questions_file, annotations_file = (f.name for f in self.raw_files)
+        annotations: dict[int, tuple[str | None, tuple[str, ...]]] = {}
+        seen: set[int] = set()
+        entries = enumerate(_section(ctx, annotations_file, "annotations", _AnnotationsFile))
+        yield Records(annotations_file, entries, partial(self._annotation, annotations), progress=False)
+        entries = enumerate(_section(ctx, questions_file, "questions", _QuestionsFile))
+        yield Records(questions_file, entries, partial(self._question, annotations, seen))
+        ctx.count("questions", len(seen))
+        for qid in sorted(annotations.keys() - seen):
+            ctx.reject(
+                annotations_file, qid, DropReason.ORPHAN_ANNOTATION, f"annotation of unknown question {qid}"
+            )
+
+    def _annotation(self, annotations: dict[int, Any], ctx: Context, ann: Any) -> None:
+        qid = _int_id(ann, "question_id")
+        raw_answers = require(ann, "answers", list)
+        if all(type(a) is _Answer for a in raw_answers):  # typed fast path
+            if self.answer_field == "raw_answer":
+                answers = [a.answer if a.raw_answer is msgspec.UNSET else a.raw_answer for a in raw_answers]
             else:
-                answers = [
-                    (get(a, answer_field, None) or get(a, "answer", None)) if isinstance(a, dict) else None
-                    for a in raw_answers
-                ]
-            for j, text in enumerate(answers):
-                if type(text) is not str:
-                    raise RecordError(DropReason.BAD_TYPE, f"answers[{j}] has no string {answer_field!r}")
-            main = None
-            if consensus:
-                main = require(ann, "multiple_choice_answer", str)
-            elif not answers:
-                raise RecordError(DropReason.MISSING_FIELD, "no answers")
-        except RecordError as err:
-            yield ctx.drop_for(annotations_file, index, err)
-            continue
+                answers = [a.answer for a in raw_answers]
+        else:
+            answers = [
+                (get(a, self.answer_field, None) or get(a, "answer", None)) if isinstance(a, dict) else None
+                for a in raw_answers
+            ]
+        for j, text in enumerate(answers):
+            if type(text) is not str:
+                raise RecordError(DropReason.BAD_TYPE, f"answers[{j}] has no string {self.answer_field!r}")
+        main = None
+        if self.consensus:
+            main = require(ann, "multiple_choice_answer", str)
+        elif not answers:
+            raise RecordError(DropReason.MISSING_FIELD, "no answers")
         if qid in annotations:
-            yield ctx.drop(annotations_file, qid, DropReason.DUPLICATE, f"question_id {qid} annotated twice")
-            continue
+            raise RecordError(DropReason.DUPLICATE, f"question_id {qid} annotated twice", pointer=qid)
         annotations[qid] = (main, tuple(answers))
 
-    by_image: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    seen: set[int] = set()
-    for index, q in enumerate(_section(ctx, questions_file, "questions", _QuestionsFile)):
-        ctx.progress()
-        try:
-            qid = _int_id(q, "question_id")
-            image_id = _int_id(q, "image_id")
-            text = require(q, "question", str)
-            if not text.strip():
-                raise RecordError(DropReason.BAD_VALUE, "empty question")
-        except RecordError as err:
-            yield ctx.drop_for(questions_file, index, err)
-            continue
+    def _question(self, annotations: dict[int, Any], seen: set[int], ctx: Context, q: Any) -> Part:
+        qid = _int_id(q, "question_id")
+        image_id = _int_id(q, "image_id")
+        text = require(q, "question", str)
+        if not text.strip():
+            raise RecordError(DropReason.BAD_VALUE, "empty question")
         if qid in seen:
-            yield ctx.drop(questions_file, qid, DropReason.DUPLICATE, f"question_id {qid} listed twice")
-            continue
+            raise RecordError(DropReason.DUPLICATE, f"question_id {qid} listed twice", pointer=qid)
         seen.add(qid)
         if qid not in annotations:
-            yield ctx.drop(questions_file, qid, DropReason.MISSING_ANNOTATION, f"no annotation for question {qid}")
-            continue
-        by_image[image_id].append((qid, text))
-    ctx.count("questions", len(seen))
+            raise RecordError(DropReason.MISSING_ANNOTATION, f"no annotation for question {qid}", pointer=qid)
+        return Part(image_id, (qid, text, annotations[qid]))
 
-    for qid in sorted(annotations.keys() - seen):
-        yield ctx.drop(annotations_file, qid, DropReason.ORPHAN_ANNOTATION, f"annotation of unknown question {qid}")
-
-    for image_id in sorted(by_image):
-        image = coco_image(image_id)
-        qs = sorted(by_image[image_id])
-        try:
-            ctx.images.check(image)
-        except RecordError as err:
-            yield ctx.drop_for(questions_file, f"image_id={image_id}", err)
-            continue
+    def group(self, ctx: Context, image_id: int, parts: list[Any]) -> Draft:
         qas = tuple(
-            QA(question_id=str(qid), question=text, answer=annotations[qid][0], answers=annotations[qid][1])
-            for qid, text in qs
+            QA(question_id=str(qid), question=text, answer=main, answers=answers)
+            for qid, text, (main, answers) in sorted(parts, key=lambda p: p[0])
         )
-        ctx.count("qas", len(qas))
-        yield VQAItem(key="", source=source, id=f"{image_id:012d}", image=image, qas=qas)
+        return Draft(id=f"{image_id:012d}", image=coco_image(image_id), qas=qas)

@@ -12,27 +12,22 @@ copies of LLaVA-1.5 are the recipe's `augment: rotate_choices`, not data.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 
+from datamix import formats
 from datamix.fileio import iter_json_list
 from datamix.paths import COCO_DIR, coco_image
-from datamix.schema import Choice, Drop, DropReason, Kind, MCQItem
-from datamix.sources.base import (
-    Context,
-    RawFile,
-    RecordError,
-    Source,
-    get,
-    require,
-    require_id,
-    require_str_list,
-)
+from datamix.recipe import MCQSpec
+from datamix.schema import Choice, DropReason, Kind
+from datamix.sources._coco import COCO_FOLDER, COCO_TRAIN2017
+from datamix.sources._fields import RecordError, get, require, require_id, require_str_list
+from datamix.sources.base import Context, Draft, LlavaMatch, Part, RawFile, Records, RemoteFile, Source
 
 FILE = "aokvqa_v1p0_train.json"
+_S3 = "https://prior-datasets.s3.us-east-2.amazonaws.com"
 
 
 class _Record(msgspec.Struct, gc=False):
@@ -47,6 +42,7 @@ class _Record(msgspec.Struct, gc=False):
 
 class AOKVQA(Source):
     name = "aokvqa"
+    order = 5
     kind = Kind.MCQ
     title = "A-OKVQA"
     homepage = "https://allenai.org/project/a-okvqa"
@@ -54,42 +50,45 @@ class AOKVQA(Source):
     license = "Apache 2.0 (annotations); COCO images: Flickr terms"
     raw_files = (RawFile(FILE, "train split (17,056 questions on 16,540 images)"),)
     image_dirs = (COCO_DIR,)
+    remote = (
+        RemoteFile(url=f"{_S3}/aokvqa/aokvqa_v1p0.tar.gz", extract_to="raw/aokvqa"),
+        COCO_TRAIN2017,
+    )
+    spec = MCQSpec
+    formatter = formats.MCQ
+    llava = LlavaMatch(folder=COCO_FOLDER, prompts=(formats.MCQ_SUFFIX,), rank=0)
+    tally = ("questions", "questions")
 
-    def read(self, ctx: Context) -> Iterator[MCQItem | Drop]:
-        path = ctx.require_file(FILE)
-        records = iter_json_list(path, _Record)
-        by_image: dict[int, list[Choice]] = defaultdict(list)
-        for index, rec in enumerate(records):
-            ctx.progress()
-            try:
-                split = require(rec, "split", str)
-                if split != "train":
-                    ctx.count(f"skipped_split_{split}")
-                    continue
-                image_id = require(rec, "image_id", int)
-                qid = require_id(rec, "question_id")
-                question = require(rec, "question", str)
-                choices = require_str_list(rec, "choices")
-                if len(choices) < 2:
-                    raise RecordError(DropReason.BAD_VALUE, f"{len(choices)} choices")
-                correct = require(rec, "correct_choice_idx", int)
-                if not 0 <= correct < len(choices):
-                    raise RecordError(DropReason.BAD_VALUE, f"correct_choice_idx {correct} out of range")
-                direct = get(rec, "direct_answers", None)
-                direct = tuple(a for a in direct if isinstance(a, str)) if isinstance(direct, list) else ()
-            except RecordError as err:
-                yield ctx.drop_for(FILE, index, err)
-                continue
-            by_image[image_id].append(
-                Choice(question_id=qid, question=question, choices=tuple(choices), correct=correct, direct_answers=direct)
-            )
-        for image_id in sorted(by_image):
-            image = coco_image(image_id)
-            try:
-                ctx.images.check(image)
-            except RecordError as err:
-                yield ctx.drop_for(FILE, f"image_id={image_id}", err)
-                continue
-            questions = tuple(sorted(by_image.pop(image_id), key=lambda c: c.question_id))
-            ctx.count("questions", len(questions))
-            yield MCQItem(key="", source=self.name, id=f"{image_id:012d}", image=image, questions=questions)
+    def records(self, ctx: Context) -> Iterator[Records]:
+        yield Records(FILE, enumerate(iter_json_list(ctx.require_file(FILE), _Record)))
+
+    def parse(self, ctx: Context, rec: Any) -> Part | None:
+        split = require(rec, "split", str)
+        if split != "train":
+            ctx.count(f"skipped_split_{split}")
+            return None
+        image_id = require(rec, "image_id", int)
+        qid = require_id(rec, "question_id")
+        question = require(rec, "question", str)
+        choices = require_str_list(rec, "choices")
+        if len(choices) < 2:
+            raise RecordError(DropReason.BAD_VALUE, f"{len(choices)} choices")
+        correct = require(rec, "correct_choice_idx", int)
+        if not 0 <= correct < len(choices):
+            raise RecordError(DropReason.BAD_VALUE, f"correct_choice_idx {correct} out of range")
+        direct = get(rec, "direct_answers", None)
+        direct = tuple(a for a in direct if isinstance(a, str)) if isinstance(direct, list) else ()
+        return Part(
+            image_id,
+            Choice(
+                question_id=qid,
+                question=question,
+                choices=tuple(choices),
+                correct=correct,
+                direct_answers=direct,
+            ),
+        )
+
+    def group(self, ctx: Context, image_id: int, parts: list[Choice]) -> Draft:
+        questions = tuple(sorted(parts, key=lambda c: c.question_id))
+        return Draft(id=f"{image_id:012d}", image=coco_image(image_id), questions=questions)

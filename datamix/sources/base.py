@@ -1,34 +1,50 @@
-"""What every source shares: its description, the reading context, field checks, image checks.
+"""What every source shares: its descriptor, the read loop, the reading context and the image checks
+(the field checks a `parse` uses are in `datamix.sources._fields`).
 
-A source module holds only the raw -> canonical mapping (`Source.read`), yielding items and drops.
-Writing tables, counting, timing and progress live in `datamix.normalize`; a source never writes.
+A source module declares everything about its source in one descriptor (a `Source` subclass):
+kind, raw files, image folders, remote files (`datamix.catalog` derives `CATALOG` from them), its
+recipe spec class (`datamix.recipe.SPEC_TYPES`), its formatter and conversation counter
+(`datamix.formats`, `datamix.mix`), how `import-llava` / `compare` recognise its records
+(`datamix.llava_json.infer_source`) and its synth writer module. docs/adding-a-source.md walks through
+adding one.
 
-Bad records never stop a source: a field check raises `RecordError`, which the source turns into a
-`Drop` (helper `Context.drop_for`). A file that is not parseable at all raises `RawFormatError`.
+The base class owns the read loop (`Source.read`, datatrove's step that owns its loop): a source
+only lists its raw records (`records`: passes over raw files) and maps one record (`parse`) onto an
+item draft (`Draft`), a part of an image's item (`Part`, grouped here by image and completed by
+`group`), or nothing. The loop turns every `RecordError` into a `Drop` (a drop is data: reason enum,
+raw file and pointer), groups parts by image, checks that every item's image exists (or decodes),
+and stamps each item's `source` and `key` (`<source>-<8-digit emission index>`). Writing tables,
+counting, timing and progress bars live in `datamix.normalize`; a source never writes.
+
+A file that is not parseable at all raises `RawFormatError`; a missing one `FileNotFoundError`.
 """
 
 from __future__ import annotations
 
 import abc
+import importlib
 import logging
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar
+import re
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
-import msgspec
 from PIL import Image
 
-from datamix.fileio import RawFormatError
-from datamix.schema import Drop, DropReason, Item, Kind
+from datamix.schema import ITEM_TYPES, Drop, DropReason, Item, Kind
+from datamix.sources._fields import RecordError
+
+if TYPE_CHECKING:  # the descriptors name these; importing them here would be circular
+    from datamix.formats import Formatter
+    from datamix.recipe import SourceSpec
 
 log = logging.getLogger(__name__)
 
 # Pillow's decompression-bomb guard stays on (an error above 2x this many pixels); make it explicit.
 Image.MAX_IMAGE_PIXELS = 89_478_485
-
-_MISSING = msgspec.UNSET
 
 
 @dataclass(frozen=True)
@@ -40,70 +56,63 @@ class RawFile:
     optional: bool = False
 
 
-class RecordError(Exception):
-    """A raw record (or part of one) that cannot be used; becomes a Drop."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteFile:
+    """One remote file of one source and where it lands (paths relative to the root).
 
-    def __init__(self, reason: DropReason, detail: str):
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+    A descriptor lists its files without `source` (the registry stamps its name) and, where the
+    conventions of `datamix.catalog` give them, without `path` (an archive lands in
+    `downloads/<source>/`, any other file in `raw/<source>/`, under the URL's file name) and `kind`
+    (`images` when it lands or is extracted under `images/`): see `Source.remote_files`.
+    """
 
+    source: str = ""
+    url: str
+    path: str = ""
+    sha256: str | None = None
+    md5: str | None = None
+    size: int | None = None
+    extract_to: str | None = None
+    kind: Literal["annotation", "images"] = "annotation"
+    manual: str | None = None
 
-# ---------------------------------------------------------------------------------------------
-# field access that works on msgspec Structs and plain dicts alike
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.path).name
 
+    @property
+    def is_archive(self) -> bool:
+        return self.extract_to is not None
 
-def get(rec: Any, name: str, default: Any = _MISSING) -> Any:
-    if isinstance(rec, dict):
-        return rec.get(name, default)
-    value = getattr(rec, name, default)
-    return default if value is _MISSING else value
-
-
-def require(rec: Any, name: str, types: type | tuple[type, ...], *, what: str = "") -> Any:
-    """The field `name` of `rec`, which must be present (not null) and of `types` (bool is not an int)."""
-    if not isinstance(rec, dict) and not isinstance(rec, msgspec.Struct):
-        raise RecordError(DropReason.BAD_TYPE, f"{what or 'record'} is {type(rec).__name__}, expected an object")
-    value = get(rec, name)
-    if value is _MISSING or value is None:
-        raise RecordError(DropReason.MISSING_FIELD, f"missing field {name!r}")
-    if isinstance(value, bool) and bool not in _as_tuple(types):
-        raise RecordError(DropReason.BAD_TYPE, f"field {name!r} is a bool")
-    if not isinstance(value, types):
-        raise RecordError(
-            DropReason.BAD_TYPE, f"field {name!r} is {type(value).__name__}: {_short(value)}"
-        )
-    return value
+    @property
+    def has_checksum(self) -> bool:
+        return self.sha256 is not None or self.md5 is not None
 
 
-def require_id(rec: Any, name: str) -> str:
-    """An id field: the release mixes ints and strings; always returned as a string."""
-    value = require(rec, name, (int, str))
-    text = str(value)
-    if not text:
-        raise RecordError(DropReason.BAD_VALUE, f"field {name!r} is empty")
-    return text
+def infer_kind(path: str, extract_to: str | None) -> Literal["annotation", "images"]:
+    """`images` for a file that lands (or is extracted) under `images/`, else `annotation`."""
+    where = extract_to if extract_to is not None else path
+    return "images" if where == "images" or where.startswith("images/") else "annotation"
 
 
-def require_str_list(rec: Any, name: str) -> list[str]:
-    value = require(rec, name, list)
-    for i, v in enumerate(value):
-        if not isinstance(v, str):
-            raise RecordError(DropReason.BAD_TYPE, f"{name}[{i}] is {type(v).__name__}: {_short(v)}")
-    return value
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LlavaMatch:
+    """How `import-llava` and `compare` tell this source's records in a LLaVA-format JSON file
+    (`datamix.llava_json.infer_source` reads these off the descriptors).
 
+    - `folder`: the image path prefix (after an optional `./`); `None`: records without an image.
+    - `pattern`: a regular expression the whole image path matches, instead of `folder`.
+    - `prompts`: on a folder several sources share, one of these must be in the human turns; `()` is
+      the folder's plain source, taken when no known prompt is there.
+    - `max_pairs`: at most this many human turns.
+    - `rank`: the order in which the sources of a shared folder are tried (lower first).
+    """
 
-def number(rec: Any, name: str) -> float:
-    return float(require(rec, name, (int, float)))
-
-
-def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
-    return types if isinstance(types, tuple) else (types,)
-
-
-def _short(value: Any, n: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= n else text[: n - 3] + "..."
+    folder: str | None = None
+    pattern: re.Pattern[str] | None = None
+    prompts: tuple[str, ...] = ()
+    max_pairs: int | None = None
+    rank: int = 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,6 +189,8 @@ class Context:
     on_progress: Callable[[int], None] | None = None
     warnings: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # source-specific tallies for stats.json
+    pending: list[Drop] = field(default_factory=list)  # drops the read loop yields next, in order
+    emitted: int = 0  # items yielded so far: the next item's key index
 
     def path(self, name: str) -> Path:
         return self.raw_dir / name
@@ -199,6 +210,23 @@ class Context:
     def drop_for(self, file: str, pointer: Any, err: RecordError) -> Drop:
         return self.drop(file, pointer, err.reason, err.detail)
 
+    def reject(self, file: str, pointer: Any, reason: DropReason, detail: str = "") -> None:
+        """Record a drop found while reading (part of a record, an orphan): the loop yields it next."""
+        self.pending.append(self.drop(file, pointer, reason, detail))
+
+    def attempt(self, file: str, pointer: Any, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)`, or None when it raises `RecordError`, which becomes a pending drop of
+        (`file`, the error's pointer or else `pointer`). The one place a bad record becomes a drop."""
+        try:
+            return fn(*args)
+        except RecordError as err:
+            self.reject(file, pointer if err.pointer is None else err.pointer, err.reason, err.detail)
+            return None
+
+    def flush(self) -> list[Drop]:
+        out, self.pending = self.pending, []
+        return out
+
     def warn(self, message: str) -> None:
         log.warning("%s: %s", self.source, message)
         self.warnings.append(message)
@@ -211,34 +239,196 @@ class Context:
             self.on_progress(n)
 
 
-def expect_list(path: Path, data: Any, where: str = "top level") -> list[Any]:
-    if not isinstance(data, list):
-        raise RawFormatError(path, f"{where} is {type(data).__name__}, expected a JSON array")
-    return data
+class Draft:
+    """An item before the read loop checks its image and stamps its `source` and `key`: the item's
+    other fields (`id`, `image`, `width`, `height` and its payload)."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, **fields: Any):
+        self.fields = fields
 
 
-def expect_dict(path: Path, data: Any, where: str = "top level") -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise RawFormatError(path, f"{where} is {type(data).__name__}, expected a JSON object")
-    return data
+class Part(NamedTuple):
+    """One record's share of the item of image `group`; `Source.group` completes the item."""
+
+    group: Hashable
+    value: Any
+
+
+ParseFn = Callable[["Context", Any], "Draft | Part | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Records:
+    """One pass over a raw file: the file's name (drops name it), its `(pointer, record)` pairs in
+    reading order, and the function that maps one record (default: the source's `parse`).
+    `progress`: count the pass in the progress bar (passes that only build lookups do not)."""
+
+    file: str
+    entries: Iterable[tuple[Any, Any]]
+    parse: ParseFn | None = None
+    progress: bool = True
 
 
 class Source(abc.ABC):
-    """One raw dataset: where it comes from and how its raw files map onto canonical items."""
+    """The descriptor of one raw dataset (everything about it) and the loop that reads it.
 
-    name: ClassVar[str]
+    Subclasses declare the class attributes below and implement `records` and `parse` (and `group`
+    when records are parts of an image's item); they never catch `RecordError` nor check images.
+    """
+
+    # --- what the source is (`datamix sources`, docs) ---
+    name: ClassVar[str]  # registry key, recipe key, `source` column, raw/<name>/
+    order: ClassVar[int]  # position in the registry, and so in every table, plan and summary
     kind: ClassVar[Kind]
     stage: ClassVar[str] = "stage2"  # "stage1" (alignment) or "stage2" (instruction tuning)
     title: ClassVar[str]
     homepage: ClassVar[str]
     paper: ClassVar[str]
     license: ClassVar[str]
-    raw_files: ClassVar[tuple[RawFile, ...]]
+    # --- where its data is ---
+    raw_files: ClassVar[tuple[RawFile, ...]]  # under ROOT/raw/<name>/, as distributed
     image_dirs: ClassVar[tuple[str, ...]] = ()  # LLaVA-layout folders the items point into
+    remote: ClassVar[tuple[RemoteFile, ...]] = ()  # what `datamix download` fetches (datamix.catalog)
+    # --- how a recipe uses it ---
+    spec: ClassVar[type[SourceSpec]]  # its options in a recipe (datamix.recipe)
+    formatter: ClassVar[Formatter]  # item -> conversations, and their count (datamix.formats)
+    # --- how a LLaVA-format file's records are recognised as its own (import-llava, compare) ---
+    llava: ClassVar[LlavaMatch]
+    # --- its synthetic raw data: a module with write_demo / write_volume ---
+    synth: ClassVar[str | None] = None  # module name (default datamix.synth.<name>)
+    # --- read-loop options ---
+    decode_images: ClassVar[bool] = False  # decode every image fully (and take its size), not only stat it
+    group_file: ClassVar[str | None] = None  # raw file named by an image's drop (default: the first raw file)
+    group_label: ClassVar[str] = "image_id"  # an image's drop pointer is `<group_label>=<group>`
+    tally: ClassVar[tuple[str, str] | None] = None  # (stats counter, payload field): its length per item
 
     @abc.abstractmethod
+    def records(self, ctx: Context) -> Iterator[Records]:
+        """The passes over the raw files, in reading order. Lookups a later pass needs are built by
+        an earlier pass's parse function (a partial over local tables); code after the last `yield`
+        runs before the images are grouped (e.g. orphan drops via `ctx.reject`)."""
+
+    def parse(self, ctx: Context, record: Any) -> Draft | Part | None:
+        """One raw record -> an item draft, a part of an image's item, or None (skipped, counted);
+        raises `RecordError` for a record that cannot be used."""
+        raise NotImplementedError(f"{self.name}: records() passes need a parse function")
+
+    def group(self, ctx: Context, key: Any, parts: list[Any]) -> Draft:
+        """The item of image `key` from its parts (in reading order); may raise `RecordError`."""
+        raise NotImplementedError(f"{self.name}: parse() returned a Part but group() is not defined")
+
+    def group_order(self, key: Any) -> Any:
+        """The sort key of image `key`: images are completed in this order (default: natural)."""
+        return key
+
+    # --- the loop ----------------------------------------------------------------------------
+
     def read(self, ctx: Context) -> Iterator[Item | Drop]:
-        """Yield the items (key assigned later, in emission order) and drops of this source."""
+        """Items (key and source stamped, in emission order) and drops, in reading order."""
+        groups: dict[Any, list[Any]] = {}
+        for records in self.records(ctx):
+            parse = records.parse or self.parse
+            if ctx.pending:
+                yield from ctx.flush()
+            for pointer, record in records.entries:
+                if records.progress:
+                    ctx.progress()
+                out = ctx.attempt(records.file, pointer, self._record, ctx, parse, record)
+                if ctx.pending:
+                    yield from ctx.flush()  # parts of the record first, then the record itself
+                if out is None:
+                    continue
+                if type(out) is Part:
+                    parts = groups.get(out.group)
+                    if parts is None:
+                        groups[out.group] = [out.value]
+                    else:
+                        parts.append(out.value)
+                else:
+                    yield self._stamp(ctx, out)
+        if ctx.pending:
+            yield from ctx.flush()
+        if not groups:
+            return
+        file = self.group_file or self.raw_files[0].name
+        for key in sorted(groups, key=self.group_order):
+            draft = ctx.attempt(file, f"{self.group_label}={key}", self._group, ctx, key, groups.pop(key))
+            if ctx.pending:
+                yield from ctx.flush()
+            if draft is not None:
+                yield self._stamp(ctx, draft)
+
+    def _record(self, ctx: Context, parse: ParseFn, record: Any) -> Draft | Part | None:
+        out = parse(ctx, record)
+        if type(out) is Draft:
+            self._check_image(ctx, out)
+        return out
+
+    def _group(self, ctx: Context, key: Any, parts: list[Any]) -> Draft:
+        draft = self.group(ctx, key, parts)
+        self._check_image(ctx, draft)
+        return draft
+
+    def _check_image(self, ctx: Context, draft: Draft) -> None:
+        image = draft.fields.get("image")
+        if image is None:
+            return
+        if self.decode_images:
+            draft.fields["width"], draft.fields["height"] = ctx.images.decode_size(image)
+        else:
+            ctx.images.check(image)
+
+    def _stamp(self, ctx: Context, draft: Draft) -> Item:
+        index = ctx.emitted
+        ctx.emitted += 1
+        if self.tally is not None:
+            ctx.count(self.tally[0], len(draft.fields[self.tally[1]]))
+        return ITEM_TYPES[self.kind](key=f"{self.name}-{index:08d}", source=self.name, **draft.fields)
+
+    # --- helpers for subclasses ----------------------------------------------------------------
+
+    def image_path(
+        self,
+        name: str,
+        *,
+        suffix: str = "",
+        nested: bool = False,
+        folder: str | None = None,
+        what: str = "image",
+        shape: str = "",
+    ) -> str:
+        """`<folder>/<name><suffix>` (folder: the source's first image folder), the one path-safe way
+        from a raw image reference to a LLaVA-layout path: `name` must be a file name (with `nested`,
+        a relative path of file names), never empty, absolute, or starting with `.` (no `..`);
+        otherwise `RecordError(bad_value)`: "<what> <name> is not a <shape>"."""
+        parts = name.split("/") if nested else (name,)
+        if not name or any(not p or p.startswith(".") or (not nested and "/" in p) for p in parts):
+            shape = shape or ("relative path" if nested else "file name")
+            raise RecordError(DropReason.BAD_VALUE, f"{what} {name!r} is not a {shape}")
+        return f"{folder or self.image_dirs[0]}/{name}{suffix}"
+
+    # --- derived ------------------------------------------------------------------------------
+
+    @property
+    def remote_files(self) -> tuple[RemoteFile, ...]:
+        """`remote`, each with this source's name and its derived `path` and `kind` filled in."""
+        out = []
+        for f in self.remote:
+            name = PurePosixPath(f.url).name
+            path = f.path or f"{'downloads' if f.extract_to else 'raw'}/{self.name}/{name}"
+            kind = "images" if infer_kind(path, f.extract_to) == "images" else f.kind
+            out.append(replace(f, source=f.source or self.name, path=path, kind=kind))
+        return tuple(out)
+
+    @property
+    def synth_module(self) -> str:
+        return self.synth or f"datamix.synth.{self.name}"
+
+    def synth_writer(self) -> ModuleType:
+        """The synth writer module (imported on demand: synth is not needed to read real data)."""
+        return importlib.import_module(self.synth_module)
 
     def required_files(self) -> list[RawFile]:
         return [f for f in self.raw_files if not f.optional]

@@ -13,18 +13,21 @@ not read onto the heap), so a full-size run stays well under the file's size in 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 
+from datamix import formats
 from datamix.fileio import load_json
 from datamix.paths import GQA_DIR
-from datamix.schema import QA, Drop, DropReason, Kind, VQAItem
-from datamix.sources.base import Context, RawFile, RecordError, Source, expect_dict, require, require_id
+from datamix.recipe import VQASpec
+from datamix.schema import QA, DropReason, Kind
+from datamix.sources._fields import RecordError, expect_dict, require, require_id
+from datamix.sources.base import Context, Draft, LlavaMatch, Part, RawFile, Records, RemoteFile, Source
 
 FILE = "train_balanced_questions.json"
+_URL = "https://downloads.cs.stanford.edu/nlp/data/gqa"
 
 
 class _Question(msgspec.Struct, gc=False):
@@ -38,8 +41,17 @@ def id_order(value: str) -> tuple[int, int, str]:
     return (0, int(value), "") if value.isdigit() else (1, 0, value)
 
 
+def _drain(data: dict[str, _Question]) -> Iterator[tuple[str, tuple[str, _Question]]]:
+    """(question id, (question id, record)), popped as we go: decoded records are freed while the
+    groups grow."""
+    while data:
+        qid, rec = data.popitem()
+        yield qid, (qid, rec)
+
+
 class GQA(Source):
     name = "gqa"
+    order = 3
     kind = Kind.VQA
     title = "GQA (balanced train)"
     homepage = "https://cs.stanford.edu/people/dorarad/gqa/"
@@ -47,37 +59,36 @@ class GQA(Source):
     license = "CC BY 4.0"
     raw_files = (RawFile(FILE, "943,000 balanced train questions (from questions1.2.zip)"),)
     image_dirs = (GQA_DIR,)
+    remote = (
+        RemoteFile(url=f"{_URL}/questions1.2.zip", extract_to="raw/gqa"),
+        RemoteFile(url=f"{_URL}/images.zip", size=21_817_965_542, extract_to="images/gqa"),
+    )
+    spec = VQASpec
+    formatter = formats.VQA
+    llava = LlavaMatch(folder="gqa/")
+    group_label = "imageId"
+    tally = ("qas", "qas")
 
-    def read(self, ctx: Context) -> Iterator[VQAItem | Drop]:
+    def records(self, ctx: Context) -> Iterator[Records]:
         path = ctx.require_file(FILE)
         data = expect_dict(path, load_json(path, dict[str, _Question]))
         ctx.count("questions", len(data))
-        by_image: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-        while data:  # pop as we go: the decoded records are freed while the groups grow
-            qid, rec = data.popitem()
-            ctx.progress()
-            try:
-                image_id = require_id(rec, "imageId")
-                question = require(rec, "question", str)
-                answer = require(rec, "answer", str)
-                if not question.strip() or not answer.strip():
-                    raise RecordError(DropReason.BAD_VALUE, "empty question or answer")
-            except RecordError as err:
-                yield ctx.drop_for(FILE, qid, err)
-                continue
-            by_image[image_id].append((qid, question, answer))
-        del data
-        for image_id in sorted(by_image, key=id_order):
-            image = f"{GQA_DIR}/{image_id}.jpg"
-            qs = by_image.pop(image_id)
-            try:
-                if "/" in image_id or image_id.startswith("."):
-                    raise RecordError(DropReason.BAD_VALUE, f"imageId {image_id!r} is not a file name")
-                ctx.images.check(image)
-            except RecordError as err:
-                yield ctx.drop_for(FILE, f"imageId={image_id}", err)
-                continue
-            qs.sort(key=lambda q: id_order(q[0]))
-            qas = tuple(QA(question_id=qid, question=q, answer=a, answers=()) for qid, q, a in qs)
-            ctx.count("qas", len(qas))
-            yield VQAItem(key="", source=self.name, id=image_id, image=image, qas=qas)
+        yield Records(FILE, _drain(data))
+
+    def parse(self, ctx: Context, entry: tuple[str, _Question]) -> Part:
+        qid, rec = entry
+        image_id = require_id(rec, "imageId")
+        question = require(rec, "question", str)
+        answer = require(rec, "answer", str)
+        if not question.strip() or not answer.strip():
+            raise RecordError(DropReason.BAD_VALUE, "empty question or answer")
+        return Part(image_id, (qid, question, answer))
+
+    def group_order(self, image_id: str) -> tuple[int, int, str]:
+        return id_order(image_id)
+
+    def group(self, ctx: Context, image_id: str, parts: list[Any]) -> Draft:
+        image = self.image_path(image_id, suffix=".jpg", what="imageId")
+        parts.sort(key=lambda q: id_order(q[0]))
+        qas = tuple(QA(question_id=qid, question=q, answer=a, answers=()) for qid, q, a in parts)
+        return Draft(id=image_id, image=image, qas=qas)

@@ -6,25 +6,27 @@ CC and SBU terms and BLIP's licence apply (see the dataset card).
 
 Raw: `blip_laion_cc_sbu_558k.json`, an array of `{"id": "<9-digit>", "image": "<5-digit dir>/<9-digit>.jpg",
 "conversations": [human brief-description instruction with `<image>` before or after it, gpt caption]}`
-(558,128 records). Images live under `images/llava_pretrain/images/`.
+(558,128 records). Images live under `images/llava_pretrain/images/`; the stage-1 file names them
+relative to that folder, which is how a LLaVA-format file's records are recognised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
 
-from datamix.fileio import iter_json_list
+from datamix import formats
 from datamix.paths import LLAVA_PRETRAIN_DIR
-from datamix.schema import ConversationItem, Drop, DropReason, Kind
-from datamix.sources._conversations import ConversationRecord, check_alternating, parse_turns
-from datamix.sources.base import Context, RawFile, RecordError, Source, require, require_id
+from datamix.recipe import LlavaPretrainSpec
+from datamix.sources._conversations import ConversationSource
+from datamix.sources.base import LlavaMatch, RawFile, RemoteFile
 
 FILE = "blip_laion_cc_sbu_558k.json"
+_HF = "https://huggingface.co/datasets/liuhaotian/LLaVA-Pretrain/resolve/main"
 
 
-class LlavaPretrain(Source):
+class LlavaPretrain(ConversationSource):
     name = "llava_pretrain"
-    kind = Kind.CONVERSATION
+    order = 10
     stage = "stage1"
     title = "LLaVA-Pretrain LCS-558K"
     homepage = "https://huggingface.co/datasets/liuhaotian/LLaVA-Pretrain"
@@ -32,22 +34,12 @@ class LlavaPretrain(Source):
     license = "LAION/CC/SBU terms + BLIP captions (see dataset card)"
     raw_files = (RawFile(FILE, "558,128 image-caption conversations"),)
     image_dirs = (LLAVA_PRETRAIN_DIR,)
-
-    def read(self, ctx: Context) -> Iterator[ConversationItem | Drop]:
-        path = ctx.require_file(FILE)
-        records = iter_json_list(path, ConversationRecord)
-        for index, rec in enumerate(records):
-            ctx.progress()
-            try:
-                rid = require_id(rec, "id")
-                name = require(rec, "image", str)
-                if name.startswith("/") or ".." in name.split("/") or not name:
-                    raise RecordError(DropReason.BAD_VALUE, f"image {name!r} is not a relative path")
-                turns = parse_turns(rec)
-                check_alternating(turns)
-                image = f"{LLAVA_PRETRAIN_DIR}/{name}"
-                ctx.images.check(image)
-            except RecordError as err:
-                yield ctx.drop_for(FILE, index, err)
-                continue
-            yield ConversationItem(key="", source=self.name, id=rid, image=image, turns=tuple(turns))
+    nested_images = True
+    remote = (
+        RemoteFile(url=f"{_HF}/{FILE}"),
+        # the zip holds the numbered folders themselves
+        RemoteFile(url=f"{_HF}/images.zip", extract_to="images/llava_pretrain/images"),
+    )
+    spec = LlavaPretrainSpec
+    formatter = formats.CONVERSATION
+    llava = LlavaMatch(pattern=re.compile(r"^(?:llava_pretrain/images/)?\d{5}/\d{9}\.[A-Za-z]+$"))

@@ -18,13 +18,24 @@ from typing import Any
 
 import msgspec
 
+from datamix import formats
 from datamix.fileio import load_json
 from datamix.paths import OCRVQA_DIR
-from datamix.schema import QA, Drop, DropReason, Kind, VQAItem
-from datamix.sources.base import Context, RawFile, RecordError, Source, expect_dict, require, require_str_list
+from datamix.recipe import VQASpec
+from datamix.schema import QA, DropReason, Kind
+from datamix.sources._fields import RecordError, expect_dict, require, require_str_list
+from datamix.sources.base import Context, Draft, LlavaMatch, RawFile, Records, RemoteFile, Source
 
 FILE = "dataset.json"
 TRAIN = 1
+DRIVE_FOLDER = "https://drive.google.com/drive/folders/1_GYPY5UkUy7HIcR0zq3ZCFgeZN7BAfm_"
+MANUAL = (
+    "OCR-VQA's dataset.json is only published in a Google Drive folder, which cannot be fetched "
+    f"automatically. Open {DRIVE_FOLDER} "
+    "in a browser, download `dataset.json` (loadDataset.py is not needed), and save it as {target} . "
+    "Then run `datamix download ocrvqa` again: it verifies the file, records its sha256 and fetches the "
+    "book covers into images/ocr_vqa/images/."
+)
 
 
 class _Book(msgspec.Struct, gc=False):
@@ -35,6 +46,7 @@ class _Book(msgspec.Struct, gc=False):
 
 class OCRVQA(Source):
     name = "ocrvqa"
+    order = 6
     kind = Kind.VQA
     title = "OCR-VQA"
     homepage = "https://ocr-vqa.github.io"
@@ -42,36 +54,34 @@ class OCRVQA(Source):
     license = "CC BY 4.0 (annotations); cover images: Amazon"
     raw_files = (RawFile(FILE, "207,572 books with cover URLs and QAs (Google Drive folder)"),)
     image_dirs = (OCRVQA_DIR,)
+    # dataset.json by hand; the covers are fetched by datamix.fetch.fetch_ocrvqa_covers
+    remote = (RemoteFile(url=DRIVE_FOLDER, path=f"raw/ocrvqa/{FILE}", manual=MANUAL),)
+    spec = VQASpec
+    formatter = formats.VQA
+    llava = LlavaMatch(folder="ocr_vqa/")
+    decode_images = True  # missing, empty or truncated covers become drops (sources.md P2)
+    tally = ("qas", "qas")
 
-    def read(self, ctx: Context) -> Iterator[VQAItem | Drop]:
+    def records(self, ctx: Context) -> Iterator[Records]:
         path = ctx.require_file(FILE)
         books = expect_dict(path, load_json(path, dict[str, _Book]))
-        for key in sorted(books):
-            rec = books[key]
-            ctx.progress()
-            try:
-                split = require(rec, "split", int)
-                if split != TRAIN:
-                    ctx.count(f"skipped_split_{split}")
-                    continue
-                if not key or "/" in key or key.startswith("."):
-                    raise RecordError(DropReason.BAD_VALUE, f"book id {key!r} is not a file name")
-                questions = require_str_list(rec, "questions")
-                answers = require_str_list(rec, "answers")
-                if len(questions) != len(answers):
-                    raise RecordError(
-                        DropReason.BAD_VALUE, f"{len(questions)} questions but {len(answers)} answers"
-                    )
-                if not questions:
-                    raise RecordError(DropReason.BAD_VALUE, "no questions")
-                image = f"{OCRVQA_DIR}/{key}.jpg"
-                width, height = ctx.images.decode_size(image)
-            except RecordError as err:
-                yield ctx.drop_for(FILE, key, err)
-                continue
-            qas = tuple(
-                QA(question_id=f"{key}-{i}", question=q, answer=a, answers=())
-                for i, (q, a) in enumerate(zip(questions, answers, strict=True))
-            )
-            ctx.count("qas", len(qas))
-            yield VQAItem(key="", source=self.name, id=key, image=image, width=width, height=height, qas=qas)
+        yield Records(FILE, ((key, (key, books[key])) for key in sorted(books)))
+
+    def parse(self, ctx: Context, entry: tuple[str, _Book]) -> Draft | None:
+        key, rec = entry
+        split = require(rec, "split", int)
+        if split != TRAIN:
+            ctx.count(f"skipped_split_{split}")
+            return None
+        image = self.image_path(key, suffix=".jpg", what="book id")
+        questions = require_str_list(rec, "questions")
+        answers = require_str_list(rec, "answers")
+        if len(questions) != len(answers):
+            raise RecordError(DropReason.BAD_VALUE, f"{len(questions)} questions but {len(answers)} answers")
+        if not questions:
+            raise RecordError(DropReason.BAD_VALUE, "no questions")
+        qas = tuple(
+            QA(question_id=f"{key}-{i}", question=q, answer=a, answers=())
+            for i, (q, a) in enumerate(zip(questions, answers, strict=True))
+        )
+        return Draft(id=key, image=image, qas=qas)

@@ -7,25 +7,27 @@ as distributed by AllenAI); COCO images under Flickr terms.
 Raw: `OpenEnded_mscoco_train2014_questions.json` + `mscoco_train2014_annotations.json` (9,009
 questions on 8,998 images). There is no consensus answer: each of the 10 answers has `raw_answer`
 and a stemmed `answer`; items keep the raw ones (`answer` = None; the recipe picks, by default the
-most common raw answer).
+most common raw answer). In a LLaVA-format file: a COCO record with the short-answer prompt and at
+most 2 QA pairs (OK-VQA averages 1.001 questions per image, VQAv2 5.4 with at least 3).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
+from datamix import formats
 from datamix.paths import COCO_DIR
-from datamix.schema import Drop, Kind, VQAItem
-from datamix.sources._vqa import read_vqa_pair
-from datamix.sources.base import Context, RawFile, Source
+from datamix.recipe import OKVQASpec
+from datamix.sources._coco import COCO_FOLDER, COCO_TRAIN2017
+from datamix.sources._vqa import VQAPairSource
+from datamix.sources.base import LlavaMatch, RawFile, RemoteFile
 
 QUESTIONS = "OpenEnded_mscoco_train2014_questions.json"
 ANNOTATIONS = "mscoco_train2014_annotations.json"
+MAX_PAIRS = 2  # at most this many QA pairs in a release record taken for OK-VQA
 
 
-class OKVQA(Source):
+class OKVQA(VQAPairSource):
     name = "okvqa"
-    kind = Kind.VQA
+    order = 4
     title = "OK-VQA"
     homepage = "https://okvqa.allenai.org"
     paper = "https://arxiv.org/abs/1906.00067"
@@ -35,6 +37,15 @@ class OKVQA(Source):
         RawFile(ANNOTATIONS, "train2014 annotations (10 raw + stemmed answers per question)"),
     )
     image_dirs = (COCO_DIR,)
-
-    def read(self, ctx: Context) -> Iterator[VQAItem | Drop]:
-        return read_vqa_pair(ctx, self.name, QUESTIONS, ANNOTATIONS, answer_field="raw_answer", consensus=False)
+    remote = (
+        RemoteFile(url=f"https://okvqa.allenai.org/static/data/{QUESTIONS}.zip", extract_to="raw/okvqa"),
+        RemoteFile(url=f"https://okvqa.allenai.org/static/data/{ANNOTATIONS}.zip", extract_to="raw/okvqa"),
+        COCO_TRAIN2017,
+    )
+    spec = OKVQASpec
+    formatter = formats.VQA
+    llava = LlavaMatch(
+        folder=COCO_FOLDER, prompts=(formats.SHORT_ANSWER_SUFFIX,), max_pairs=MAX_PAIRS, rank=2
+    )
+    answer_field = "raw_answer"
+    consensus = False

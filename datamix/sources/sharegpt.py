@@ -15,50 +15,49 @@ is a recipe option (`max_tokens`), not done here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
-from datamix.fileio import iter_json_list
-from datamix.schema import ConversationItem, Drop, DropReason, Kind
-from datamix.sources._conversations import ConversationRecord, check_alternating, parse_turns
-from datamix.sources.base import Context, RawFile, RecordError, Source, require_id
+from datamix import formats
+from datamix.recipe import ShareGPTSpec
+from datamix.schema import DropReason
+from datamix.sources._conversations import ConversationSource, check_alternating, parse_turns
+from datamix.sources._fields import RecordError, require_id
+from datamix.sources.base import Context, Draft, LlavaMatch, RawFile, RemoteFile
 
 FILE = "ShareGPT_V3_unfiltered_cleaned_split.json"
+_URL = "https://huggingface.co/datasets/anon8231489123/ShareGPT_Vicuna_unfiltered/resolve/main"
 IMAGE_TOKEN = "<image>"
 
 
-class ShareGPT(Source):
+class ShareGPT(ConversationSource):
     name = "sharegpt"
-    kind = Kind.CONVERSATION
+    order = 1
     title = "ShareGPT (Vicuna-cleaned)"
     homepage = "https://huggingface.co/datasets/anon8231489123/ShareGPT_Vicuna_unfiltered"
     paper = "https://arxiv.org/abs/2306.05685"
     license = "unclear (user-shared ChatGPT conversations; OpenAI terms)"
     raw_files = (RawFile(FILE, "94,145 cleaned and split conversations"),)
+    remote = (RemoteFile(url=f"{_URL}/{FILE}", size=672_837_942),)
+    spec = ShareGPTSpec
+    formatter = formats.SHAREGPT
+    llava = LlavaMatch(folder=None)  # the records without an image
 
-    def read(self, ctx: Context) -> Iterator[ConversationItem | Drop]:
-        path = ctx.require_file(FILE)
-        records = iter_json_list(path, ConversationRecord)
-        for index, rec in enumerate(records):
-            ctx.progress()
-            try:
-                rid = require_id(rec, "id")
-                turns = parse_turns(rec)
-                lead = 0
-                while lead < len(turns) and turns[lead].role == "gpt":
-                    lead += 1
-                if lead:
-                    ctx.count("leading_gpt_dropped")
-                    turns = turns[lead:]
-                if turns and len(turns) % 2 == 1 and turns[-1].role == "human":
-                    ctx.count("trailing_human_cut")
-                    turns = turns[:-1]
-                if not turns:
-                    raise RecordError(DropReason.EMPTY_CONVERSATION, "no human/gpt exchange left")
-                check_alternating(turns)
-                for i, t in enumerate(turns):
-                    if IMAGE_TOKEN in t.text:
-                        raise RecordError(DropReason.IMAGE_TOKEN_IN_TEXT, f"turn {i} contains {IMAGE_TOKEN!r}")
-            except RecordError as err:
-                yield ctx.drop_for(FILE, index, err)
-                continue
-            yield ConversationItem(key="", source=self.name, id=rid, image=None, turns=tuple(turns))
+    def parse(self, ctx: Context, rec: Any) -> Draft:
+        rid = require_id(rec, "id")
+        turns = parse_turns(rec)
+        lead = 0
+        while lead < len(turns) and turns[lead].role == "gpt":
+            lead += 1
+        if lead:
+            ctx.count("leading_gpt_dropped")
+            turns = turns[lead:]
+        if turns and len(turns) % 2 == 1 and turns[-1].role == "human":
+            ctx.count("trailing_human_cut")
+            turns = turns[:-1]
+        if not turns:
+            raise RecordError(DropReason.EMPTY_CONVERSATION, "no human/gpt exchange left")
+        check_alternating(turns)
+        for i, t in enumerate(turns):
+            if IMAGE_TOKEN in t.text:
+                raise RecordError(DropReason.IMAGE_TOKEN_IN_TEXT, f"turn {i} contains {IMAGE_TOKEN!r}")
+        return Draft(id=rid, image=None, turns=tuple(turns))

@@ -13,29 +13,23 @@ items carry `ocr_tokens = None` and a warning is recorded (the recipe then omits
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import msgspec
 
+from datamix import formats
 from datamix.fileio import RawFormatError, load_json
 from datamix.paths import TEXTVQA_DIR
-from datamix.schema import CaptionItem, Drop, DropReason, Kind
-from datamix.sources.base import (
-    Context,
-    RawFile,
-    RecordError,
-    Source,
-    expect_dict,
-    expect_list,
-    get,
-    require,
-    require_id,
-)
+from datamix.recipe import CaptionSpec
+from datamix.schema import DropReason, Kind
+from datamix.sources._fields import RecordError, expect_dict, expect_list, get, require, require_id
+from datamix.sources.base import Context, Draft, LlavaMatch, Part, RawFile, Records, RemoteFile, Source
 
 FILE = "TextCaps_0.1_train.json"
 OCR_FILES = ("TextVQA_Rosetta_OCR_v0.2_train.json", "TextVQA_0.5.1_train.json")
+_FB = "https://dl.fbaipublicfiles.com/textvqa"
 
 
 class _Caption(msgspec.Struct, gc=False):
@@ -70,6 +64,7 @@ def _data(path: Any, decoded: Any) -> list[Any]:
 
 class TextCaps(Source):
     name = "textcaps"
+    order = 7
     kind = Kind.CAPTION
     title = "TextCaps"
     homepage = "https://textvqa.org/textcaps"
@@ -81,6 +76,14 @@ class TextCaps(Source):
         RawFile(OCR_FILES[1], "TextVQA train questions with ocr_tokens (fallback OCR source)", optional=True),
     )
     image_dirs = (TEXTVQA_DIR,)
+    remote = (  # + the TextVQA Rosetta OCR tokens (sources.md 14)
+        RemoteFile(url=f"{_FB}/data/textcaps/{FILE}"),
+        RemoteFile(url=f"{_FB}/data/{OCR_FILES[0]}"),
+        RemoteFile(url=f"{_FB}/images/train_val_images.zip", size=7_072_297_970, extract_to="images/textvqa"),
+    )
+    spec = CaptionSpec
+    formatter = formats.CAPTION
+    llava = LlavaMatch(folder="textvqa/")
 
     def _ocr(self, ctx: Context) -> dict[str, tuple[str, ...]] | None:
         for name in OCR_FILES:
@@ -92,7 +95,7 @@ class TextCaps(Source):
                 try:
                     image_id = require_id(rec, "image_id")
                     toks = require(rec, "ocr_tokens", list)
-                except RecordError as err:
+                except RecordError as err:  # not a drop: the captions stay, without this image's tokens
                     ctx.warn(f"{name} record {index}: {err.detail} (OCR tokens ignored for it)")
                     continue
                 tokens.setdefault(image_id, tuple(t for t in toks if isinstance(t, str) and t.strip()))
@@ -101,41 +104,31 @@ class TextCaps(Source):
         ctx.warn(f"no OCR token file ({' or '.join(OCR_FILES)}): items carry no OCR tokens")
         return None
 
-    def read(self, ctx: Context) -> Iterator[CaptionItem | Drop]:
+    def records(self, ctx: Context) -> Iterator[Records]:
         path = ctx.require_file(FILE)
         entries = _data(path, load_json(path, _CaptionFile))
-        ocr = self._ocr(ctx)
-        groups: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        sizes: dict[str, tuple[int, int]] = {}
-        for index, rec in enumerate(entries):
-            ctx.progress()
-            try:
-                image_id = require_id(rec, "image_id")
-                if "/" in image_id or image_id.startswith("."):
-                    raise RecordError(DropReason.BAD_VALUE, f"image_id {image_id!r} is not a file name")
-                caption_id = require(rec, "caption_id", int)
-                caption = require(rec, "caption_str", str)
-                if not caption.strip():
-                    raise RecordError(DropReason.BAD_VALUE, "empty caption")
-                w, h = get(rec, "image_width", None), get(rec, "image_height", None)
-            except RecordError as err:
-                yield ctx.drop_for(FILE, index, err)
-                continue
-            groups[image_id].append((caption_id, caption))
-            if isinstance(w, int) and isinstance(h, int) and not isinstance(w, bool):
-                sizes.setdefault(image_id, (w, h))
-        ctx.count("captions", sum(len(v) for v in groups.values()))
-        for image_id in sorted(groups):
-            image = f"{TEXTVQA_DIR}/{image_id}.jpg"
-            try:
-                ctx.images.check(image)
-            except RecordError as err:
-                yield ctx.drop_for(FILE, f"image_id={image_id}", err)
-                continue
-            captions = tuple(c for _, c in sorted(groups.pop(image_id), key=lambda x: x[0]))
-            w, h = sizes.get(image_id, (None, None))
-            tokens = None if ocr is None else ocr.get(image_id, ())
-            yield CaptionItem(
-                key="", source=self.name, id=image_id, image=image, width=w, height=h,
-                captions=captions, ocr_tokens=tokens,
-            )
+        ctx.count("captions", 0)  # counted per caption kept (below), present even when none is
+        yield Records(FILE, enumerate(entries), partial(self._caption, self._ocr(ctx)))
+
+    def _caption(self, ocr: dict[str, tuple[str, ...]] | None, ctx: Context, rec: Any) -> Part:
+        image_id = require_id(rec, "image_id")
+        self.image_path(image_id, suffix=".jpg", what="image_id")  # a bad id drops its record
+        caption_id = require(rec, "caption_id", int)
+        caption = require(rec, "caption_str", str)
+        if not caption.strip():
+            raise RecordError(DropReason.BAD_VALUE, "empty caption")
+        w, h = get(rec, "image_width", None), get(rec, "image_height", None)
+        size = (w, h) if isinstance(w, int) and isinstance(h, int) and not isinstance(w, bool) else None
+        ctx.count("captions")
+        return Part(image_id, (caption_id, caption, size, None if ocr is None else ocr.get(image_id, ())))
+
+    def group(self, ctx: Context, image_id: str, parts: list[Any]) -> Draft:
+        w, h = next((size for _, _, size, _ in parts if size is not None), (None, None))
+        return Draft(
+            id=image_id,
+            image=self.image_path(image_id, suffix=".jpg", what="image_id"),
+            width=w,
+            height=h,
+            captions=tuple(c for _, c, _, _ in sorted(parts, key=lambda x: x[0])),
+            ocr_tokens=parts[0][3],
+        )

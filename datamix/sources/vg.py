@@ -16,17 +16,24 @@ LLaVA-1.5 recipe is a recipe option, not applied here.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import ijson
 
+from datamix import formats
 from datamix.fileio import RawFormatError, load_json
 from datamix.paths import VG_DIRS
-from datamix.schema import Drop, DropReason, Kind, Region, RegionItem
-from datamix.sources.base import Context, RawFile, RecordError, Source, expect_list, get, number, require
+from datamix.recipe import VGSpec
+from datamix.schema import DropReason, Kind, Region
+from datamix.sources._fields import RecordError, expect_list, get, number, require
+from datamix.sources.base import Context, Draft, LlavaMatch, RawFile, Records, RemoteFile, Source
 
 IMAGES = "image_data.json"
 REGIONS = "region_descriptions.json"
+_DATA = "https://homes.cs.washington.edu/~ranjay/visualgenome/data/dataset"
+_IMAGES_URL = "https://cs.stanford.edu/people/rak248/VG_100K_2"
 
 
 class _CountingReader:
@@ -62,8 +69,19 @@ def _folder(url: str) -> str:
     raise RecordError(DropReason.BAD_VALUE, f"url {url!r} names neither VG_100K nor VG_100K_2")
 
 
+def _stream(path: Path) -> Iterator[tuple[int, Any]]:
+    """(index, record) of the region file, parsed one image at a time."""
+    with open(path, "rb") as f:
+        reader = _CountingReader(f)
+        try:
+            yield from enumerate(ijson.items(reader, "item", use_float=True))
+        except ijson.JSONError as e:
+            raise RawFormatError(path, f"not valid JSON near byte {reader.pos}: {e}") from None
+
+
 class VisualGenome(Source):
     name = "vg"
+    order = 8
     kind = Kind.REGION
     title = "Visual Genome (region descriptions v1.2)"
     homepage = "https://homes.cs.washington.edu/~ranjay/visualgenome/"
@@ -74,74 +92,60 @@ class VisualGenome(Source):
         RawFile(REGIONS, "~5.4 M region descriptions with pixel boxes"),
     )
     image_dirs = VG_DIRS
+    remote = (
+        RemoteFile(url=f"{_DATA}/{REGIONS}.zip", size=127_377_968, extract_to="raw/vg"),
+        RemoteFile(url=f"{_DATA}/{IMAGES}.zip", size=1_780_854, extract_to="raw/vg"),
+        RemoteFile(url=f"{_IMAGES_URL}/images.zip", size=9_731_705_982, extract_to="images/vg"),
+        RemoteFile(url=f"{_IMAGES_URL}/images2.zip", size=5_471_658_058, extract_to="images/vg"),
+    )
+    spec = VGSpec
+    formatter = formats.VG
+    llava = LlavaMatch(folder="vg/")
 
-    def _images(self, ctx: Context) -> Iterator[Drop | tuple[int, tuple[str, int, int]]]:
-        path = ctx.require_file(IMAGES)
-        for index, rec in enumerate(expect_list(path, load_json(path))):
-            try:
-                if not isinstance(rec, dict):
-                    raise RecordError(DropReason.BAD_TYPE, f"record is {type(rec).__name__}")
-                image_id = _image_id(rec)
-                folder = _folder(require(rec, "url", str))
-                w, h = require(rec, "width", int), require(rec, "height", int)
-                if w <= 0 or h <= 0:
-                    raise RecordError(DropReason.BAD_VALUE, f"size {w}x{h}")
-            except RecordError as err:
-                yield ctx.drop_for(IMAGES, index, err)
-                continue
-            yield image_id, (f"{folder}/{image_id}.jpg", w, h)
-
-    def read(self, ctx: Context) -> Iterator[RegionItem | Drop]:
+    def records(self, ctx: Context) -> Iterator[Records]:
         images: dict[int, tuple[str, int, int]] = {}
-        for entry in self._images(ctx):
-            if isinstance(entry, Drop):
-                yield entry
-            else:
-                images[entry[0]] = entry[1]
-        path = ctx.require_file(REGIONS)
-        with open(path, "rb") as f:
-            reader = _CountingReader(f)
-            try:
-                yield from self._regions(ctx, ijson.items(reader, "item", use_float=True), images)
-            except ijson.JSONError as e:
-                raise RawFormatError(path, f"not valid JSON near byte {reader.pos}: {e}") from None
+        path = ctx.require_file(IMAGES)
+        entries = enumerate(expect_list(path, load_json(path)))
+        yield Records(IMAGES, entries, partial(self._image, images), progress=False)
+        yield Records(REGIONS, _stream(ctx.require_file(REGIONS)), partial(self._regions, images, set()))
         ctx.count("images_without_regions", len(images))
 
+    @staticmethod
+    def _image(images: dict[int, tuple[str, int, int]], ctx: Context, rec: Any) -> None:
+        if not isinstance(rec, dict):
+            raise RecordError(DropReason.BAD_TYPE, f"record is {type(rec).__name__}")
+        image_id = _image_id(rec)
+        folder = _folder(require(rec, "url", str))
+        w, h = require(rec, "width", int), require(rec, "height", int)
+        if w <= 0 or h <= 0:
+            raise RecordError(DropReason.BAD_VALUE, f"size {w}x{h}")
+        images[image_id] = (f"{folder}/{image_id}.jpg", w, h)
+
     def _regions(
-        self, ctx: Context, records: Iterator[Any], images: dict[int, tuple[str, int, int]]
-    ) -> Iterator[RegionItem | Drop]:
-        seen: set[int] = set()
-        for index, rec in enumerate(records):
-            ctx.progress()
+        self, images: dict[int, tuple[str, int, int]], seen: set[int], ctx: Context, rec: Any
+    ) -> Draft:
+        if not isinstance(rec, dict):
+            raise RecordError(DropReason.BAD_TYPE, f"record is {type(rec).__name__}")
+        image_id = _image_id(rec)
+        raw_regions = require(rec, "regions", list)
+        if image_id in seen:
+            raise RecordError(DropReason.DUPLICATE, f"image {image_id} listed twice")
+        seen.add(image_id)
+        if image_id not in images:
+            raise RecordError(DropReason.MISSING_ANNOTATION, f"image {image_id} not in {IMAGES}")
+        image, w, h = images.pop(image_id)
+        ctx.images.check(image)  # before the regions: an image that is not there drops as one record
+        regions = []
+        for j, r in enumerate(raw_regions):
             try:
-                if not isinstance(rec, dict):
-                    raise RecordError(DropReason.BAD_TYPE, f"record is {type(rec).__name__}")
-                image_id = _image_id(rec)
-                raw_regions = require(rec, "regions", list)
-                if image_id in seen:
-                    raise RecordError(DropReason.DUPLICATE, f"image {image_id} listed twice")
-                seen.add(image_id)
-                if image_id not in images:
-                    raise RecordError(DropReason.MISSING_ANNOTATION, f"image {image_id} not in {IMAGES}")
-                image, w, h = images.pop(image_id)
-                ctx.images.check(image)
-            except RecordError as err:
-                yield ctx.drop_for(REGIONS, index, err)
-                continue
-            regions = []
-            for j, r in enumerate(raw_regions):
-                try:
-                    regions.append(self._region(r, w, h))
-                except RecordError as err:
-                    rid = get(r, "region_id", j) if isinstance(r, dict) else j
-                    yield ctx.drop(REGIONS, f"{image_id}/{rid}", err.reason, err.detail)
-            ctx.count("regions", len(regions))
-            if not regions:
-                yield ctx.drop(REGIONS, image_id, DropReason.NO_REGIONS, "no usable region")
-                continue
-            yield RegionItem(
-                key="", source=self.name, id=str(image_id), image=image, width=w, height=h, regions=tuple(regions)
-            )
+                regions.append(self._region(r, w, h))
+            except RecordError as err:  # one region: a drop of its own, the image stays
+                rid = get(r, "region_id", j) if isinstance(r, dict) else j
+                ctx.reject(REGIONS, f"{image_id}/{rid}", err.reason, err.detail)
+        ctx.count("regions", len(regions))
+        if not regions:
+            raise RecordError(DropReason.NO_REGIONS, "no usable region", pointer=image_id)
+        return Draft(id=str(image_id), image=image, width=w, height=h, regions=tuple(regions))
 
     @staticmethod
     def _region(r: Any, img_w: int, img_h: int) -> Region:

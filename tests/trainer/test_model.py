@@ -201,3 +201,22 @@ def test_linear_projector_is_one_linear_and_exports_as_llava(tmp_path):
     again = LlavaForConditionalGeneration.from_pretrained(tmp_path / "hf").eval()
     with torch.no_grad():
         torch.testing.assert_close(again.model.multi_modal_projector(x), m2.model.multi_modal_projector(x))
+
+
+def test_stage2_reads_projector_and_tower_from_an_export(stage2, tmp_path):
+    """A LLaVA folder in the llava-hf layout (`vision_tower.vision_model.*`, as our export and
+    transformers' conversion write it) hands its projector and tower to stage 2; its LLM is not taken."""
+    from trainer.export import save_hf_folder
+
+    cfg, model, tok = stage2
+    save_hf_folder(model, tok, tmp_path / "export")
+    fresh_cfg = load_config(RECIPES / "tiny_stage2.yaml", ["pretrained_projector=null", "model.tiny.init_seed=7", *SMALL])
+    fresh, _ = build_model(fresh_cfg)
+    loaded = load_stage1_parts(fresh, tmp_path / "export")
+    assert {n.split(".")[1] for n in loaded} == {"multi_modal_projector", "vision_tower"}
+    own, theirs = dict(fresh.named_parameters()), dict(model.named_parameters())
+    assert all(torch.equal(own[n], theirs[n]) for n in loaded)
+    assert sum(n.startswith("model.vision_tower.") for n in loaded) == sum(
+        n.startswith("model.vision_tower.") for n in own
+    )
+    assert not torch.equal(own["lm_head.weight"], theirs["lm_head.weight"])
