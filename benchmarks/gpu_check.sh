@@ -10,7 +10,7 @@
 #
 # Here (with the project venv and PyPI):  PYTHON=.venv/bin/python bash benchmarks/gpu_check.sh --prepare
 #   -> .whl/ (git-ignored): DeepSpeed built as a wheel + the packages the lent GPU machine lacks (cp312
-#      manylinux, the versions of this venv; ../shared/spec/gpu.md), and .whl/mix, the tiny synthetic mix
+#      manylinux, the versions of this venv; benchmarks/README.md#offline-gpu), and .whl/mix, the tiny synthetic mix
 #      (built with datamix, whose polars & co. the GPU machine lacks). About 8 MB in all.
 # On the GPU machine (run tool, carry [".whl"]):  bash benchmarks/gpu_check.sh --out "$OUT/gpu-check.json"
 #   -> installs .whl/*.whl with --no-index --no-deps into WORK/site, runs the check, prints a table.
@@ -82,7 +82,7 @@ if [ "$PREPARE" = 1 ]; then
   exit 0
 fi
 
-# the wheels of what the GPU machine lacks (gpu.md): --no-index, --no-deps, into a folder of our own;
+# the wheels of what the GPU machine lacks (benchmarks/README.md#offline-gpu): --no-index, --no-deps, into a folder of our own;
 # a package the machine has already (pyarrow, sentencepiece, protobuf may be there) keeps its own version
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 if [ -n "$(ls .whl/*.whl 2>/dev/null)" ] && [ "$DRY" = 0 ]; then
@@ -179,7 +179,7 @@ for zero in 3 2; do
     fi
   done
 done
-# last: it was measured before (gpu.md); the training runs above are what is new
+# last: it was measured before (benchmarks/README.md#offline-gpu); the training runs above are what is new
 phase bench 180 "$PY" benchmarks/bench_train_step.py "${BENCH[@]}" --out "$WORK/bench.json"
 REPORT=(--work "$WORK" --out "$OUT" --image-size "$IMAGE")
 [ "$DRY" = 1 ] && REPORT+=(--dry --skip-steps 1)

@@ -1,7 +1,7 @@
 """Remote files of every source: URL, size, checksum, and where each lands under DATAMIX_ROOT.
 
-The built-in `CATALOG` lists every file `datamix download` fetches (sources.md sections 1-11,
-architecture.md 4.1): the `remote` files of the source descriptors (`datamix.sources`), in registry
+The built-in `CATALOG` lists every file `datamix download` fetches (docs/sources.md (per source: #<source>-files, e.g. docs/sources.md#vqav2-files),
+docs/architecture.md#raw-files): the `remote` files of the source descriptors (`datamix.sources`), in registry
 order, each stamped with its source's name. A `--catalog FILE` (JSON or YAML list of
 `{source, url, path, sha256?, md5?, size?, extract_to?}`) replaces it, for private mirrors and tests;
 `load_catalog` validates such a file at the boundary (pydantic, extra="forbid") and names the file,
@@ -22,7 +22,7 @@ Conventions:
 - A file that cannot be fetched automatically (OCR-VQA's `dataset.json` lives in a Google Drive
   folder) carries `manual` instructions; the downloader reports them with the exact target path and
   verifies the file once it is present.
-- Sizes and checksums are the ones sources.md gives (official or from third-party manifests); a file
+- Sizes and checksums are the ones docs/sources.md (the #<source>-files sections, e.g. docs/sources.md#vqav2-files) gives (official or from third-party manifests); a file
   without a published checksum gets its first-seen sha256 recorded in `downloads/provenance.json`.
 """
 
@@ -53,7 +53,7 @@ class CatalogError(ValueError):
         super().__init__(f"{path}: invalid catalog:\n  " + "\n  ".join(self.problems))
 
 
-# the built-in catalog (sources.md): every descriptor's remote files
+# the built-in catalog (docs/sources.md (the #<source>-files sections, e.g. docs/sources.md#vqav2-files)): every descriptor's remote files
 CATALOG: tuple[RemoteFile, ...] = tuple(f for src in SOURCES.values() for f in src.remote_files)
 
 

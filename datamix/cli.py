@@ -1,4 +1,4 @@
-"""The `datamix` command line: one thin function per command (architecture.md 4.2); logic lives in the library."""
+"""The `datamix` command line: one thin function per command (docs/architecture.md#commands); logic lives in the library."""
 
 from __future__ import annotations
 

@@ -127,7 +127,7 @@ def iter_records(side: Input) -> Iterator[tuple[int, str, dict[str, Any]]]:
         if side.kind == "json":
             for index, raw in iter_json_array(side.path):
                 rec = coerce_record(raw, path=side.path, index=index)
-                rec["id"] = raw["id"]  # keep int vs str: the release has both (sources.md P8)
+                rec["id"] = raw["id"]  # keep int vs str: the release has both (docs/sources.md#p8)
                 yield index, infer_source(rec), rec
         else:
             yield from _iter_mix(side.path)

@@ -6,7 +6,7 @@ pairs, VG none when an image has too few regions); a conversation is a list of
 `{"from": "human"|"gpt", "value": str}` turns starting with `human`, exactly the `conversations`
 field of `llava_v1_5_mix665k.json`.
 
-The prompt strings and conversation shapes follow sources.md 0.4 and 14 byte for byte:
+The prompt strings and conversation shapes follow docs/sources.md#conventions and docs/sources.md#decisions byte for byte:
 - `<image>\\n` opens the first human turn of every image conversation (academic sources);
 - `\\nAnswer the question using a single word or phrase.` ends the first human turn only (VQAv2,
   GQA, OK-VQA, OCR-VQA); later turns carry the bare question;
@@ -188,7 +188,7 @@ def box_text(region: Region | tuple[float, float, float, float], width: int, hei
       the short-axis coordinates, divide all by max(w, h).
     - `original`: x / width, y / height.
     Each value is clipped to [0, 1], rounded to 2 decimals (Python `round`) and printed as a Python
-    float (`0.0`, `1.0`, `0.64`), as in the release (sources.md 0.4).
+    float (`0.0`, `1.0`, `0.64`), as in the release (docs/sources.md#boxes).
     """
     if isinstance(region, Region):
         x, y, w, h = region.x, region.y, region.w, region.h
@@ -314,7 +314,7 @@ def format_vqa(
     format_prompt: bool = True,
 ) -> list[Conversation]:
     """VQAv2 / GQA / OK-VQA / OCR-VQA: all QAs of the image in one conversation (PAPER A.2), the
-    short-answer suffix on the first human turn only (sources.md 0.4).
+    short-answer suffix on the first human turn only (docs/sources.md#format-prompts).
 
     `shuffle_turns=False` keeps the questions sorted by question id, which for OCR-VQA is the order
     of the book's `questions` list in dataset.json (author, title, genre, yes/no), as in the release.

@@ -41,7 +41,7 @@ Every rule has a stable id `<category>/<name>`; `select` / `ignore` take ids or 
 - mix/manifest-mismatch     the sample's json agrees with its row (id, image, source, key, n_turns, shard)
 
 Outputs: `format_text`, `format_json` (`{"violations": [{"index", "id", "rule", "message"}],
-"checked": N}`, architecture.md 4.3) and `format_github` (workflow annotations). `exit_code` gives
+"checked": N}`, docs/architecture.md#lint-json) and `format_github` (workflow annotations). `exit_code` gives
 0 for clean, 1 for violations; input that cannot be linted raises `LintInputError` (exit 2).
 """
 
@@ -104,7 +104,7 @@ RULES: dict[str, str] = {
 
 CATEGORIES = tuple(sorted({rule.split("/", 1)[0] for rule in RULES}))
 
-#: The format suffixes whose placement is checked (sources.md 0.4).
+#: The format suffixes whose placement is checked (docs/sources.md#format-prompts).
 SUFFIXES: dict[str, str] = {"short-answer": SHORT_ANSWER, "option-letter": MC_LETTER}
 
 NEAR_MISS_RATIO = 0.85
@@ -731,7 +731,7 @@ def format_text(report: LintReport) -> str:
 
 
 def format_json(report: LintReport) -> str:
-    """`{"violations": [{"index", "id", "rule", "message"}], "checked": N}` (architecture.md 4.3)."""
+    """`{"violations": [{"index", "id", "rule", "message"}], "checked": N}` (docs/architecture.md#lint-json)."""
     doc = {
         "violations": [
             {"index": v.index, "id": v.id, "rule": v.rule, "message": v.message} for v in report.violations

@@ -1,12 +1,12 @@
 """The official LLaVA JSON format: reading it, exporting a mix to it, inferring sources from it.
 
-This module owns the release's record shape (sources.md 0.2): a JSON array of
+This module owns the release's record shape (docs/sources.md#release-schema): a JSON array of
 `{"id", "image"?, "conversations": [{"from": "human"|"gpt", "value": str}, ...]}`, where text-only
 records omit `image` (LLaVA's `--group_by_modality_length` keys on the presence of the key). The
 prompt strings themselves are `datamix.formats`'s; this module re-exports the ones it keys on.
 
 - `read_llava_json(path)` streams the records of a LLaVA-format file (a JSON array, or JSON lines)
-  with `id` coerced to `str` (the release mixes string and integer ids, sources.md P8); a malformed
+  with `id` coerced to `str` (the release mixes string and integer ids, docs/sources.md#p8); a malformed
   record raises `LlavaJsonError` naming the file and the record index.
 - `export_llava_json(mix_dir, out_path, image_prefix=...)` writes a built mix (`manifest.parquet` +
   `shards/*.tar`, read through `datamix.mixio.MixReader`) as the release's JSON, in manifest order, streaming, through a temp file renamed
@@ -52,7 +52,7 @@ from datamix.sources.base import LlavaMatch
 
 log = logging.getLogger(__name__)
 
-# --- the release's format prompts (sources.md 0.4, 3.3-10.3); the strings live in datamix.formats ------
+# --- the release's format prompts (docs/sources.md#format-prompts); the strings live in datamix.formats ------
 
 #: Short-answer suffix of VQAv2, GQA, OK-VQA, OCR-VQA; appended as "\n" + prompt to the first human turn.
 SHORT_ANSWER = SHORT_ANSWER_SUFFIX
@@ -177,7 +177,7 @@ def coerce_record(record: Any, *, path: Path | str = "<records>", index: int = 0
     if "image" in out:
         image = out["image"]
         if image is None:
-            del out["image"]  # the release's text-only records omit the key (sources.md 0.4)
+            del out["image"]  # the release's text-only records omit the key (docs/sources.md#training-time)
         elif not isinstance(image, str) or not image:
             raise LlavaJsonError(path, f"'image' must be a non-empty relative path, got {image!r}", index)
     return out

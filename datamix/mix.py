@@ -433,7 +433,7 @@ def build_samples(
         samples += train
         eval_samples += held
         del train, held
-    # one final shuffle of everything (sources.md 14 "Final order")
+    # one final shuffle of everything (docs/sources.md#final-order)
     item_rng(recipe.seed, "", "shuffle").shuffle(samples)
     mix = Mix(recipe=recipe, plan=the_plan, samples=samples, eval_samples=eval_samples)
     for name, n in mix.counts.items():

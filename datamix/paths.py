@@ -1,4 +1,4 @@
-"""The only place that builds paths under DATAMIX_ROOT (architecture.md 4.1).
+"""The only place that builds paths under DATAMIX_ROOT (docs/architecture.md#paths).
 
     ROOT/raw/<source>/      annotation files with their official names, archives extracted
     ROOT/images/            the LLaVA image layout (usable as --image_folder by the original code)
@@ -16,7 +16,7 @@ from pathlib import Path
 ENV_ROOT = "DATAMIX_ROOT"
 DEFAULT_ROOT = "./data"
 
-# LLaVA image layout, relative to ROOT/images (sources.md 0.2)
+# LLaVA image layout, relative to ROOT/images (docs/sources.md#release-schema)
 COCO_DIR = "coco/train2017"
 GQA_DIR = "gqa/images"
 OCRVQA_DIR = "ocr_vqa/images"

@@ -1,7 +1,7 @@
 """Recipes: what a mix is made of, validated at the boundary (pydantic, `extra="forbid"`).
 
 A recipe (`recipes/<name>.yaml`) names a seed, the stage, and per source exactly one selection rule
-(`choose: N|all`, `proportion: p` or `repeat: r`) plus the formatting options of sources.md section 14
+(`choose: N|all`, `proportion: p` or `repeat: r`) plus the formatting options of docs/sources.md#decisions
 that apply to that source. Every option that public material leaves open is a field here, never a
 constant buried in a normalizer or a formatter, so that a user can change it and the recipe hash
 changes with it.
@@ -139,7 +139,7 @@ class LlavaInstructSpec(SourceSpec):
     `image_placement: front` strips `<image>` (with one adjacent newline) from every turn and puts
     `<image>\\n` at the start of the first human turn, as LLaVA's train.py `preprocess_multimodal`
     does at training time; `raw` keeps the placement of `llava_instruct_150k.json` (some records end
-    with `\\n<image>`), as the release does (sources.md 0.4; recipe `llava15_665k`).
+    with `\\n<image>`), as the release does (docs/sources.md#image-token; recipe `llava15_665k`).
     """
 
     image_placement: Literal["front", "raw"] = "front"
@@ -161,7 +161,7 @@ class ShareGPTSpec(SourceSpec):
 class VQASpec(SourceSpec):
     """Short-answer VQA (VQAv2, GQA, OCR-VQA): one conversation per image, suffix on turn 1 only.
 
-    - `answer_case`: `capitalize_first` upper-cases the first letter, the rest untouched (sources.md 0.4).
+    - `answer_case`: `capitalize_first` upper-cases the first letter, the rest untouched (docs/sources.md#answer-case).
     - `answer`: `consensus` = the dataset's main answer (VQAv2 `multiple_choice_answer`, GQA `answer`);
       `most_common` = most frequent annotator answer, ties by first occurrence.
     - `shuffle_turns`: questions sorted by question id, then shuffled with (seed, source, "turns", item);
@@ -184,7 +184,7 @@ class VQASpec(SourceSpec):
 
 
 class OKVQASpec(VQASpec):
-    """OK-VQA has no consensus answer (sources.md 5.2): only `most_common` raw answer is possible."""
+    """OK-VQA has no consensus answer (docs/sources.md#okvqa-raw): only `most_common` raw answer is possible."""
 
     answer: Literal["most_common"] = "most_common"
 

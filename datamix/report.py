@@ -252,7 +252,7 @@ def _load(mix_dir: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
 
 
 def _source_order(names: Iterable[str]) -> list[str]:
-    """Registry order (architecture.md 4.1), then any other name (e.g. `unknown`) alphabetically."""
+    """Registry order (docs/architecture.md#source-names), then any other name (e.g. `unknown`) alphabetically."""
     names = set(names)
     return [s for s in SOURCES if s in names] + sorted(names - set(SOURCES))
 

@@ -160,7 +160,7 @@ def test_doctored_export_id_form_image_path_and_sharegpt_ids(base, tmp_path):
             and rec["conversations"][0]["value"].count("single word")
             and rec["id"].isdigit()
         ):
-            rec["id"] = int(rec["id"])  # as the release's GQA records: a JSON integer (sources.md 0.2)
+            rec["id"] = int(rec["id"])  # as the release's GQA records: a JSON integer (docs/sources.md#ids)
         elif image.startswith("textvqa/"):
             rec["image"] = "textvqa/train_images_copy/" + image.rsplit("/", 1)[1]
             changed["textcaps"] += 1

@@ -1,4 +1,4 @@
-"""Formatters: exact outputs, byte for byte, for every item kind (sources.md 0.4 and 14)."""
+"""Formatters: exact outputs, byte for byte, for every item kind (docs/sources.md#conventions and docs/sources.md#decisions)."""
 
 from __future__ import annotations
 

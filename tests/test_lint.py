@@ -33,7 +33,7 @@ from datamix.lint import (
     resolve_rules,
 )
 
-# One record per source, built exactly like the release examples of sources.md (sections 1-11).
+# One record per source, built exactly like the release examples of docs/sources.md (the `#<source>-release` sections).
 RELEASE = {
     "llava_instruct": {
         "id": "000000123456",

@@ -29,7 +29,7 @@ from datamix.llava_json import (
 
 COCO = "coco/train2017/000000000001.jpg"
 
-# One record per source, shaped like the release examples (sources.md sections 1-11).
+# One record per source, shaped like the release examples (docs/sources.md (per source: #<source>-release, e.g. docs/sources.md#vqav2-release)).
 BY_SOURCE = {
     "llava_instruct": {
         "id": "000000000001",

@@ -8,11 +8,11 @@ build and export), and asserts the release's bytes. Where only one side of a pai
 other side is derived by the documented rule and the test says so.
 
 Sources (a repository path is given where the index named it; a few public copies could only be
-found without their repository, as sources.md allows):
+found without their repository, as docs/sources.md allows):
 - OCR-VQA raw `dataset.json` record 761183272: open-mmlab/mmpretrain, mmpretrain/datasets/ocr_vqa.py
   (https://github.com/open-mmlab/mmpretrain/blob/main/mmpretrain/datasets/ocr_vqa.py, "ann example").
 - OCR-VQA release conversation ("Rough Guide Map of South Africa, Lesotho"): the TEST_CONVERSATIONS
-  fixture of an NVIDIA VILA-derived tokenizer test (tests of `llava.utils.tokenizer`; sources.md 7.3
+  fixture of an NVIDIA VILA-derived tokenizer test (tests of `llava.utils.tokenizer`; docs/sources.md#ocrvqa-release
   "NVIDIA VILA unit-test fixture"); same order in the release records of books 967097339,
   1451670761 and 140031996X quoted by public prompt-rewriting scripts.
 - TextCaps release record 011e7e629fb9ae7b: SSSokach/Multimodal_llava README_en.md
@@ -21,7 +21,7 @@ found without their repository, as sources.md allows):
   image: a public TextCaps loader test fixture (tests/dataloaders/test_textcaps_loader.py of an
   unnamed repository; its URLs and caption_id are placeholders, the caption strings are TextCaps').
 - LLaVA-Instruct release record 000000000113: DariaVoo/LLaVA_for_proteins,
-  data_preparation/convert_data_to_llava_format.py ("Example LLAVA format"; also in sources.md 0.4).
+  data_preparation/convert_data_to_llava_format.py ("Example LLAVA format"; also in docs/sources.md#image-token).
 - RefCOCO release turn (coco/train2017/000000314530.jpg, `[0.61, 0.36, 0.92, 0.83]`): LLaVA issue #623
   (https://github.com/haotian-liu/LLaVA/issues/623); the box lines up with the unpadded image and
   not after expand2square. #822 (https://github.com/haotian-liu/LLaVA/issues/822) reports the same
@@ -29,7 +29,7 @@ found without their repository, as sources.md allows):
   are padded-square per #606 (https://github.com/haotian-liu/LLaVA/issues/606#issuecomment-1774076879).
 - LCS-558K record 004539375: record 0 of `blip_laion_cc_sbu_558k.json`
   (https://huggingface.co/datasets/liuhaotian/LLaVA-Pretrain), printed in many public copies (a
-  LLaVA fork's train.py comment prints `list_data_dict[0]`; sources.md 11.2); `--image_folder
+  LLaVA fork's train.py comment prints `list_data_dict[0]`; docs/sources.md#llava_pretrain-raw); `--image_folder
   ./playground/data/LLaVA-Pretrain/images` in haotian-liu/LLaVA scripts/v1_5/pretrain.sh.
 """
 
@@ -88,7 +88,7 @@ OCRVQA_RAW = {
     }
 }
 
-# a release conversation (VILA-derived tokenizer test fixture, sources.md 7.3): author, title, genre,
+# a release conversation (VILA-derived tokenizer test fixture, docs/sources.md#ocrvqa-release): author, title, genre,
 # then the yes/no genre questions, the order of dataset.json's `questions`
 OCRVQA_RELEASE = [
     {
@@ -235,7 +235,7 @@ LLAVA_INSTRUCT_RELEASE = {
 
 
 def test_llava_instruct_keeps_the_raw_image_placement(world):
-    # raw side (sources.md 1.2/1.3): the same record with the bare COCO file name
+    # raw side (docs/sources.md#llava_instruct-raw, docs/sources.md#llava_instruct-release): the same record with the bare COCO file name
     raw = {**LLAVA_INSTRUCT_RELEASE, "image": "000000000113.jpg"}
     world.json("llava_instruct", "llava_instruct_150k.json", [raw])
     world.image("coco/train2017/000000000113.jpg")

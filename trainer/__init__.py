@@ -2,7 +2,7 @@
 
 `python -m trainer <command>` (init, train, tokens, eval, export). Importing the package is cheap:
 torch/transformers are imported by the submodules that need them. From datamix, only
-`datamix.schema` may be imported (architecture.md 5.13).
+`datamix.schema` may be imported (docs/architecture.md#import-rule).
 """
 
 __all__ = ["__version__"]

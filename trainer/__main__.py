@@ -1,4 +1,4 @@
-"""`python -m trainer <command>`: a thin shell over the trainer library (architecture.md 4.2).
+"""`python -m trainer <command>`: a thin shell over the trainer library (docs/architecture.md#commands).
 
 Commands live in `COMMANDS` (name -> (module, help)); each module exposes `add_arguments(parser)`
 and `run(args) -> int`. `train` and `eval` are imported lazily from `trainer.loop` /

@@ -2,7 +2,7 @@
 
 Responsible for validating a run's settings at the boundary (extra="forbid": a misspelt key is an
 error naming the key and the file) and for deriving what follows from them: gradient accumulation
-from the global batch (training.md "Per-device batch x gradient accumulation x GPUs = global batch";
+from the global batch (docs/trainer.md#batch-size;
 values that do not divide are refused), precision (bf16 on GPU, fp32 on CPU), the ZeRO stage
 (LLaVA `scripts/zero2.json` for stage 1, `scripts/zero3.json` for stage 2) and which parts train.
 
@@ -98,7 +98,7 @@ class DataConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    """One training run (one stage). Official values: training.md "Hyperparameters (official)"."""
+    """One training run (one stage). Official values: docs/trainer.md#hyperparameters."""
 
     name: str
     model: ModelConfig
@@ -127,7 +127,7 @@ class TrainConfig(_Strict):
     zero_stage: Literal[0, 1, 2, 3] = 2
     gradient_checkpointing: bool = True
     train_vision_tower: bool = False  # released LLaVA-1.5 code: frozen in both stages
-    train_llm: bool = False  # default: stage 2 only (training.md); a tiny random LLM may learn in stage 1 too
+    train_llm: bool = False  # default: stage 2 only (docs/trainer.md#freezing); a tiny random LLM may learn in stage 1 too
     loss_on_labelled_only: bool = True  # lm_head only where labels are set (exact; ~5x faster on tiny)
     packing: bool = False  # a micro batch's samples end to end in rows of <= max_length (trainer/packing.py)
 
@@ -143,7 +143,7 @@ class TrainConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _default_train_llm(cls, data: Any) -> Any:
-        """Stage 1 trains the projector only; stage 2 the projector and the LLM (training.md)."""
+        """Stage 1 trains the projector only; stage 2 the projector and the LLM (docs/trainer.md#freezing)."""
         if isinstance(data, dict) and data.get("train_llm") is None:
             data = {**data, "train_llm": data.get("stage") == 2}
         return data
@@ -245,7 +245,7 @@ def deepspeed_config(
     per step, which made tiny CPU steps 2x slower. `total_steps` adds DeepSpeed's
     WarmupCosineLR (linear warmup from 0 over warmup_ratio, cosine to 0, as HF's cosine schedule);
     without it the loop brings its own scheduler. The optimizer is AdamW with `torch_adam` (no CUDA
-    JIT build; gpu.md). On CPU precision is fp32 whatever `precision` says ("auto").
+    JIT build; docs/trainer.md#deepspeed). On CPU precision is fp32 whatever `precision` says ("auto").
     """
     accumulation = cfg.gradient_accumulation_steps(world_size)
     precision = cfg.resolved_precision(on_gpu)

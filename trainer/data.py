@@ -1,6 +1,6 @@
 """The trainer's data pipeline: a mix folder's WebDataset shards -> model-ready batches.
 
-Responsible for: reading `<mix>/shards/*.tar` (architecture.md 4.3), splitting them across ranks and
+Responsible for: reading `<mix>/shards/*.tar` (docs/architecture.md#shards), splitting them across ranks and
 DataLoader workers without duplicates, a seeded shuffle buffer, grouping samples into batches by
 modality and length, image preprocessing (`trainer.images`), a caller-given `transform` (templates +
 tokenizer), collation, skipping corrupt samples with counters, and an exact resumable position.

@@ -31,7 +31,7 @@ public sources):
   `chat_template.json`.
 
 Images: training pads every image to a square with the CLIP mean colour, centred, before the CLIP
-steps (training.md "Images": LLaVA `image_aspect_ratio = pad`, `expand2square`). The export keeps
+steps (docs/trainer.md#images: LLaVA `image_aspect_ratio = pad`, `expand2square`). The export keeps
 that: `LlavaImageProcessor(do_pad=True)` pads the same way (background = the CLIP mean as 0-255 ints,
 (122, 116, 104)), then resizes the shortest edge (bicubic), centre-crops, rescales and normalises.
 `preprocessor_config.json` names no `image_processor_type`, so `AutoProcessor` takes the class of

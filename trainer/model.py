@@ -1,6 +1,6 @@
 """Model assembly: a transformers `LlavaForConditionalGeneration` from a CLIP vision tower + a Llama LLM.
 
-Responsible for: building the LLaVA-1.5 model (training.md "Model", "Hugging Face export") from local
+Responsible for: building the LLaVA-1.5 model (docs/trainer.md#model, docs/trainer.md#export) from local
 folders / hub ids or the random `tiny` preset; loading the base models as published (Vicuna v1.5:
 `.bin` shards in float16 + `tokenizer.model`; CLIP ViT-L/14-336: a full `CLIPModel` checkpoint, its
 vision part taken), in the run's precision, and under ZeRO-3 partitioned at creation (`zero.Init`,

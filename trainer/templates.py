@@ -6,7 +6,7 @@ normalisation (`_place_image`), `encode` (token ids and the training mask), `ren
 string, which the exported Jinja chat template reproduces), and `load_tokenizer` (the project's one
 loader, `datamix.tokenizer`, with the bundled LLaMA vocabulary as default and LLaVA's extra tokens).
 
-How `encode` stays exact (training.md "Templates"): the original LLaVA code
+How `encode` stays exact (docs/trainer.md#masks): the original LLaVA code
 (`llava/train/train.py: preprocess_v1`) tokenizes the whole prompt and then re-tokenizes pieces to
 count how many tokens to mask; when the counts disagree it masks the whole sample ("tokenization
 mismatch ... (ignored)"). Here `input_ids` are BUILT from separately tokenized segments, and each
@@ -42,7 +42,7 @@ placeholder is inserted as the single id `IMAGE_TOKEN_ID` (32000), never tokeniz
 Nothing is ever silently dropped: a sample that cannot be encoded raises `EncodeError` with a
 `reason` (an `EncodeFailure`), which callers count (`EncodeStats`). Truncation is counted too.
 
-Length: `max_length` is checked AFTER image expansion (training.md): an image placeholder counts as
+Length: `max_length` is checked AFTER image expansion (docs/trainer.md#truncation): an image placeholder counts as
 `image_seq_length` tokens (576 for CLIP ViT-L/14-336, 64 for the tiny 112 px tower). A sample longer
 than `max_length` is cut at the end (`Encoded.truncated`); if the cut would fall inside the image's
 tokens, or no trained token would remain, it raises instead.

@@ -1,4 +1,4 @@
-"""The source registry: every raw dataset of LLaVA-1.5, by its canonical name (architecture.md 4.1).
+"""The source registry: every raw dataset of LLaVA-1.5, by its canonical name (docs/architecture.md#source-names).
 
 Every public module of this package (`datamix/sources/<name>.py`; helpers start with `_`) holds one
 source: its descriptor (a `Source` subclass: kind, raw files, image folders, remote files, recipe

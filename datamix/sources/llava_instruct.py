@@ -7,7 +7,7 @@ Homepage: https://huggingface.co/datasets/liuhaotian/LLaVA-Instruct-150K. Licenc
 Raw: `llava_instruct_150k.json`, an array of `{"id": "<12-digit>", "image": "<12-digit>.jpg",
 "conversations": [...]}` (157,712 records over 81,479 images; ids repeat). The raw `image` has no
 folder; the release puts it under `coco/train2017/`. `<image>` may lead or trail the first turn
-(sources.md P9): kept as written. In a LLaVA-format file: a COCO record with none of the known
+(docs/sources.md#p9): kept as written. In a LLaVA-format file: a COCO record with none of the known
 format prompts.
 """
 

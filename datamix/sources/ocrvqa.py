@@ -4,11 +4,11 @@ Paper: Mishra et al., "OCR-VQA: Visual Question Answering by Reading Text in Ima
 Homepage: https://ocr-vqa.github.io. Licence: CC BY 4.0 (annotations; cover images are Amazon's).
 
 Raw: `dataset.json`, a dict keyed by book id (ISBN/ASIN with leading zeros dropped: kept exactly as
-keyed, never zero-padded, sources.md P3); values `imageURL`, `questions`, `answers` (parallel lists),
+keyed, never zero-padded, docs/sources.md#p3); values `imageURL`, `questions`, `answers` (parallel lists),
 `title`, `authorName`, `genre`, `split` (1 train, 2 val, 3 test). Only `split == 1` is read. The covers
 are saved as `images/ocr_vqa/images/<key>.jpg` (the downloader converts GIF/PNG to JPEG; GIF or PNG
 bytes under a `.jpg` name still decode and are kept). Every cover is fully decoded: missing, empty or
-truncated covers become drops (sources.md P2).
+truncated covers become drops (docs/sources.md#p2).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class OCRVQA(Source):
     spec = VQASpec
     formatter = formats.VQA
     llava = LlavaMatch(folder="ocr_vqa/")
-    decode_images = True  # missing, empty or truncated covers become drops (sources.md P2)
+    decode_images = True  # missing, empty or truncated covers become drops (docs/sources.md#p2)
     tally = ("qas", "qas")
 
     def records(self, ctx: Context) -> Iterator[Records]:

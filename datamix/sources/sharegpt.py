@@ -6,7 +6,7 @@ https://huggingface.co/datasets/anon8231489123/ShareGPT_Vicuna_unfiltered. Licen
 (user-shared ChatGPT conversations; OpenAI terms apply) - use at your own judgement.
 
 Raw: `ShareGPT_V3_unfiltered_cleaned_split.json`, an array of `{"id": "<base>_<chunk>", "model"?,
-"conversations": [{"from", "value"}]}`. Quirks handled here (sources.md 2.4): leading `gpt` turns are
+"conversations": [{"from", "value"}]}`. Quirks handled here (docs/sources.md#sharegpt-ours): leading `gpt` turns are
 dropped (LLaVA's train.py does the same); a conversation that does not then strictly alternate
 human/gpt, has an empty turn or contains a literal `<image>` is dropped with a reason; a trailing
 human turn with no answer is cut (counted in stats as `trailing_human_cut`). Token-budget truncation

@@ -76,7 +76,7 @@ class TextCaps(Source):
         RawFile(OCR_FILES[1], "TextVQA train questions with ocr_tokens (fallback OCR source)", optional=True),
     )
     image_dirs = (TEXTVQA_DIR,)
-    remote = (  # + the TextVQA Rosetta OCR tokens (sources.md 14)
+    remote = (  # + the TextVQA Rosetta OCR tokens (docs/sources.md#decisions)
         RemoteFile(url=f"{_FB}/data/textcaps/{FILE}"),
         RemoteFile(url=f"{_FB}/data/{OCR_FILES[0]}"),
         RemoteFile(url=f"{_FB}/images/train_val_images.zip", size=7_072_297_970, extract_to="images/textvqa"),

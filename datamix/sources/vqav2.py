@@ -5,7 +5,7 @@ Homepage: https://visualqa.org. Licence: CC BY 4.0 (annotations); COCO images un
 
 Raw: `v2_OpenEnded_mscoco_train2014_questions.json` + `v2_mscoco_train2014_annotations.json`
 (82,783 images, 443,757 questions). Annotations name train2014 images; LLaVA reads the same pictures
-as `coco/train2017/<12-digit>.jpg` (sources.md P5). `answer` = `multiple_choice_answer`, `answers` =
+as `coco/train2017/<12-digit>.jpg` (docs/sources.md#p5). `answer` = `multiple_choice_answer`, `answers` =
 the 10 raw annotator answers. In a LLaVA-format file: a COCO record with the short-answer prompt and
 more than 2 QA pairs (OK-VQA has 1 or 2).
 """

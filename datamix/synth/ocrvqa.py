@@ -105,7 +105,7 @@ _COVER_BG = ((250, 245, 230), (230, 240, 250), (240, 250, 235), (250, 235, 240))
 def _isbn10(rng: random.Random) -> str:
     digits = [rng.randint(0, 9) for _ in range(9)]
     if rng.random() < 0.3:
-        digits[0] = 0  # leading zeros are dropped from dataset.json keys (sources.md P3)
+        digits[0] = 0  # leading zeros are dropped from dataset.json keys (docs/sources.md#p3)
     check = sum((10 - i) * d for i, d in enumerate(digits)) % 11
     check = (11 - check) % 11
     text = "".join(map(str, digits)) + ("X" if check == 10 else str(check))

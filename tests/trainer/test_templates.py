@@ -383,7 +383,7 @@ def test_golden_plain_equals_llava(golden):
 
 
 def test_golden_token_after_eos_follows_legacy(golden):
-    """The measured difference (training.md): after each `</s>` LLaVA has "▁US" (3148) with
+    """The measured difference (docs/trainer.md#legacy): after each `</s>` LLaVA has "▁US" (3148) with
     legacy: true and "US" (3308) with legacy: false; the masks are the same."""
     legacy, _, tok_, doc = golden
     row = next(r for r in doc["records"] if r["id"] == "text_only_multi_round")
