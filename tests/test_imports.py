@@ -1,6 +1,6 @@
 """Import directions (docs/architecture.md 3.1, 5.13): datamix never imports the trainer; the trainer
 imports from datamix only the torch-free modules it shares (`schema`, `imaging`, `tokenizer`,
-`yamlio`); `import datamix` (every module of it) never imports torch."""
+`yamlio`, `errors`); `import datamix` (every module of it) never imports torch."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TRAINER_MAY_IMPORT = {"datamix.schema", "datamix.imaging", "datamix.tokenizer", "datamix.yamlio"}
+TRAINER_MAY_IMPORT = {"datamix.schema", "datamix.imaging", "datamix.tokenizer", "datamix.yamlio", "datamix.errors"}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
