@@ -46,8 +46,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install torch (CPU) + datamix with dev and train extras
 	@echo "installed into $(VENV)"
 
-test: $(STAMP) ## Run the test suite (slow/gpu/network tests deselected)
-	$(VENV)/bin/pytest -q
+test: $(STAMP) ## Run the test suite (slow/gpu/network/compat tests deselected; the 15 slowest listed)
+	$(VENV)/bin/pytest -q --durations=15
 
 test-all: $(STAMP) ## Run every test including slow ones
 	$(VENV)/bin/pytest -q -m "not gpu and not network and not compat"
@@ -56,8 +56,10 @@ test-all: $(STAMP) ## Run every test including slow ones
 test-compat: $(STAMP) ## Load a tiny export with transformers 5 / 4.57 / 4.46 / 4.37 and vLLM, each in a venv under .compat-venvs/
 	$(VENV)/bin/pytest -q -s -m compat tests/compat
 
-lint: $(STAMP) ## Ruff lint
-	$(VENV)/bin/ruff check datamix tests
+lint: $(STAMP) ## ruff check + ruff format --check over all code, mypy over datamix/ and trainer/
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 demo-data: $(STAMP) ## Synthetic raw data -> normalize -> build the demo mix and the stage-1 mix
 	$(VENV)/bin/datamix synth --root $(DEMO_ROOT) --scale small
@@ -67,6 +69,7 @@ demo-data: $(STAMP) ## Synthetic raw data -> normalize -> build the demo mix and
 	$(VENV)/bin/datamix inspect $(DEMO_ROOT)/mixes/demo
 	$(VENV)/bin/datamix export $(DEMO_ROOT)/mixes/demo --format llava-json --out $(DEMO_ROOT)/demo.json --force
 	$(VENV)/bin/datamix lint $(DEMO_ROOT)/mixes/demo
+	$(VENV)/bin/datamix contamination $(DEMO_ROOT)/mixes/demo --root $(DEMO_ROOT) --examples 2
 
 demo: demo-data ## Everything end to end on CPU: data, tiny stage 1 + 2, export, eval (ends with a JSON line)
 	rm -rf $(DEMO_ROOT)/runs $(DEMO_ROOT)/export

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import random
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
+from results import merge_results
 
 from datamix.schema import Sample
 from datamix.shards import write_mix
@@ -117,9 +117,7 @@ def main() -> None:
     for r in results:
         print(f"{r['name']:<24} {r['value']:>10} {r['unit']:<10} baseline {r['baseline']} (x{r['ratio']})  {r['notes']}")
     if args.out:
-        old = json.loads(args.out.read_text()) if args.out.exists() else []
-        names = {r["name"] for r in results}
-        args.out.write_text(json.dumps([o for o in old if o["name"] not in names] + results, indent=2) + "\n")
+        merge_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from results import merge_results
+
 from datamix.sources import gqa, vqav2
 from datamix.synth import synth_volume
 
@@ -98,9 +100,7 @@ def main() -> None:
             f"{r['name']:<32} {r['value']:>10} {r['unit']:<4} baseline {r['baseline']} (x{r['ratio']})  {r['notes']}"
         )
     if args.out:
-        old = json.loads(args.out.read_text()) if args.out.exists() else []
-        names = {r["name"] for r in results}
-        args.out.write_text(json.dumps([o for o in old if o["name"] not in names] + results, indent=2) + "\n")
+        merge_results(args.out, results)
 
 
 if __name__ == "__main__":

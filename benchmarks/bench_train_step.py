@@ -40,6 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+from results import merge_results
 
 from trainer.config import ModelConfig, TinySizes  # noqa: E402
 from trainer.data import collate  # noqa: E402
@@ -187,9 +188,7 @@ def main() -> int:
     for r in results:
         print(json.dumps(r))
     if args.out:
-        old = json.loads(args.out.read_text()) if args.out.exists() else []
-        names = {r["name"] for r in results}
-        args.out.write_text(json.dumps([o for o in old if o["name"] not in names] + results, indent=2) + "\n")
+        merge_results(args.out, results)
     return 0
 
 

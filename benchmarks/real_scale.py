@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from results import merge_results
 
 from datamix.synth import SOURCES, synth_volume
 
@@ -402,9 +403,7 @@ def main() -> int:
         add(f"real_scale_build_{name}_samples", b["summary"].get("total", {}).get("actual"), "samples", n)
     add("real_scale_counts_exact", int(not problems), "bool", "; ".join(problems) or note)
     if args.out:
-        old = json.loads(args.out.read_text()) if args.out.exists() else []
-        names = {r["name"] for r in results}
-        args.out.write_text(json.dumps([o for o in old if o["name"] not in names] + results, indent=2) + "\n")
+        merge_results(args.out, results)
         print(f"results appended to {args.out}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

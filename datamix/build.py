@@ -24,11 +24,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
+from datamix.errors import DataError, UsageError
 from datamix.fileio import sha256_file
 from datamix.mix import MixError, Sample, build_samples, plan
-from datamix.paths import Layout
+from datamix.paths import Layout, image_path_problem
 from datamix.recipe import PresizeSpec, apply_overrides, canonical_json, load_recipe
-from datamix.shards import BuildError, text_token_counter, write_mix
+from datamix.shards import BuildError, out_lock, text_token_counter, write_mix
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +44,15 @@ def _raw_inputs(layout: Layout, sources: list[str]) -> dict[str, list[dict[str, 
         path = layout.stats(name)
         if not path.is_file():
             raise MixError(name, f"not normalized yet ({path} missing): run `datamix normalize {name}`")
-        stats = json.loads(path.read_text(encoding="utf-8"))
-        out[name] = [{"file": i["file"], "size": i["size"], "sha256": i.get("sha256")} for i in stats.get("inputs", [])]
+        try:
+            stats = json.loads(path.read_text(encoding="utf-8"))
+            out[name] = [
+                {"file": i["file"], "size": i["size"], "sha256": i.get("sha256")} for i in stats.get("inputs", [])
+            ]
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise MixError(
+                name, f"{path}: damaged stats ({type(e).__name__}: {e}); rerun `datamix normalize {name} --force`"
+            ) from None
     return out
 
 
@@ -75,9 +85,38 @@ def build(
         the_plan = plan(recipe, layout.root)
         return {**the_plan.as_dict(), "overrides": overrides, "lines": the_plan.lines()}
     target = Path(out) if out is not None else layout.mix(recipe.name)
+    with out_lock(target):  # a second build into the same folder fails now, not after reading the tables
+        return _build_locked(
+            recipe, recipe_ref, layout, target, overrides=overrides, jobs=jobs, tokenizer=tokenizer,
+            force=force, on_shard=on_shard,
+        )
+
+
+def _build_locked(
+    recipe: Any,
+    recipe_ref: str | os.PathLike[str],
+    layout: Layout,
+    target: Path,
+    *,
+    overrides: list[str],
+    jobs: int,
+    tokenizer: str | None,
+    force: bool,
+    on_shard: ShardProgress | None,
+) -> dict[str, Any]:
     raw_inputs = _raw_inputs(layout, list(recipe.sources))
     count_tokens = _text_counter(tokenizer)
-    mix = build_samples(recipe, layout.root, count_tokens=count_tokens)
+    try:
+        mix = build_samples(recipe, layout.root, count_tokens=count_tokens)
+    except pa.ArrowException as e:
+        raise DataError(
+            f"a normalized table is damaged ({e}); rerun `datamix normalize --force`", path=layout.normalized
+        ) from None
+    excluded = None
+    if recipe.exclude is not None:  # a decontaminated mix (datamix.contamination)
+        from datamix.contamination import decontaminate
+
+        mix.samples, excluded = decontaminate(mix.samples, recipe.exclude, layout)
     summary = {
         **mix.summary(),
         "recipe_resolved": json.loads(canonical_json(recipe)),
@@ -85,6 +124,7 @@ def build(
         "overrides": overrides,
         "raw_inputs": raw_inputs,
         "tokenizer": tokenizer,
+        **({"excluded": excluded} if excluded is not None else {}),
     }
     shards = recipe.shards
     result = write_mix(
@@ -129,11 +169,20 @@ def import_llava(
     samples: list[Sample] = []
     counts: Counter[str] = Counter()
     images_root = Path(images)
-    for index, (source, rec) in enumerate(import_records(path)):
+    if not images_root.is_dir():
+        raise UsageError("the image root is not a folder", path=images_root)
+    for index, (source, rec) in enumerate(import_records(Path(path))):
         counts[source] += 1
         image = rec.get("image")
-        if image is not None and not (images_root / image).is_file():
-            raise BuildError(f"{path}: record {index} (id {rec['id']}): image {images_root / image} not found")
+        if image is not None:
+            problem = image_path_problem(image)
+            if problem is not None:  # never read a file outside --images (docs/architecture.md#import-llava)
+                raise BuildError(
+                    f"image path {image!r} {problem}; image paths must lie inside --images {images_root}",
+                    path=path, record=f"{index} (id {rec['id']})", field="image",
+                )
+            if not (images_root / image).is_file():
+                raise BuildError(f"{path}: record {index} (id {rec['id']}): image {images_root / image} not found")
         samples.append(
             Sample.create(key=f"{name}-{index}", id=rec["id"], source=source, image=image, conversations=rec["conversations"])
         )
@@ -141,7 +190,7 @@ def import_llava(
         "sources": {k: {"actual": v, "expected": None} for k, v in sorted(counts.items())},
         "total": {"actual": len(samples), "expected": None},
         "imported_from": str(path),
-        "input_sha256": sha256_file(path),
+        "input_sha256": sha256_file(Path(path)),
     }
     result = write_mix(
         Path(out), name, samples, images_root, summary=summary, max_samples=max_samples, jobs=jobs,

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from datamix.errors import UsageError
 from datamix.sources import SOURCE_NAMES, SOURCES
 from datamix.sources.base import RemoteFile, infer_kind
 
@@ -44,13 +45,13 @@ Kind = Literal["annotation", "images"]
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 
 
-class CatalogError(ValueError):
+class CatalogError(UsageError, ValueError):
     """A catalog file that cannot be used; the message names the file, entry index and field."""
 
     def __init__(self, path: Path | str, problems: Sequence[str]):
         self.path = str(path)
         self.problems = list(problems)
-        super().__init__(f"{path}: invalid catalog:\n  " + "\n  ".join(self.problems))
+        Exception.__init__(self, f"{path}: invalid catalog:\n  " + "\n  ".join(self.problems))
 
 
 # the built-in catalog (docs/sources.md (the #<source>-files sections, e.g. docs/sources.md#vqav2-files)): every descriptor's remote files

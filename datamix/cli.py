@@ -2,20 +2,58 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from datamix import __version__
 from datamix.commands_download import download
+from datamix.errors import UsageError, cli_errors
 from datamix.ui import console, counter, out
 
-app = typer.Typer(
+_VERBOSE = False  # set by the app callback (-v): cli_errors prints the traceback then
+_CLICK_EXITS = (typer.Exit, typer.Abort, typer.exceptions.TyperException, click.exceptions.Exit, click.exceptions.Abort, click.ClickException)
+
+
+def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command inside the error contract (`datamix.errors.cli_errors`): any error escaping it
+    becomes one line on stderr and exit 1 (data), 2 (cannot run) or 3 (a bug); typer's own exits and
+    parameter errors pass through unchanged."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        passthrough: BaseException | None = None
+        with cli_errors("datamix", verbose=_VERBOSE):
+            try:
+                return fn(*args, **kwargs)
+            except _CLICK_EXITS as e:
+                passthrough = e
+        raise passthrough  # type: ignore[misc]
+
+    return run
+
+
+class _App(typer.Typer):
+    """A Typer app whose every command goes through `_guarded`."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+            register(_guarded(fn))
+            return fn
+
+        return decorator
+
+
+app = _App(
     help="Rebuild the LLaVA-1.5 training mixture from its public raw datasets.",
     no_args_is_help=True,
     add_completion=False,
@@ -36,21 +74,32 @@ def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
+    global _VERBOSE
+    _VERBOSE = verbose
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
 
 
 @app.command()
-def sources(root: Path | None = RootOpt) -> None:
+def sources(
+    root: Path | None = RootOpt,
+    format: str = typer.Option(
+        "text", "--format", help="text (a table on a terminal, one tab-separated line per source otherwise) or json."
+    ),
+) -> None:
     """List the sources: stage, raw files, licence and what is on disk."""
+    import json
+
     from datamix.commands_download import download_state
     from datamix.paths import Layout
     from datamix.sources import SOURCES
 
+    if format not in ("text", "json"):
+        raise typer.BadParameter(f"--format must be text or json, not {format!r}")
     layout = Layout.at(root)
     downloaded = download_state(layout)
-    table = Table("source", "stage", "kind", "raw files", "licence", "downloaded", "state")
+    rows: list[dict[str, Any]] = []
     for name, src in SOURCES.items():
         present = [f for f in src.raw_files if (layout.raw(name) / f.name).is_file()]
         required = src.required_files()
@@ -61,8 +110,29 @@ def sources(root: Path | None = RootOpt) -> None:
             state = "raw present"
         else:
             state = f"{len(required) - len(missing)}/{len(required)} raw files"
-        files = "\n".join(f.name + (" (optional)" if f.optional else "") for f in src.raw_files)
-        table.add_row(name, src.stage, src.kind.value, files, src.license, downloaded.get(name, "-"), state)
+        rows.append({
+            "source": name, "stage": src.stage, "kind": src.kind.value,
+            "raw_files": [f.name + (" (optional)" if f.optional else "") for f in src.raw_files],
+            "licence": src.license, "downloaded": downloaded.get(name, "-"), "state": state,
+        })
+    if format == "json":
+        sys.stdout.write(json.dumps({"root": str(layout.root), "sources": rows}, indent=2) + "\n")
+        return
+    if not out.is_terminal:  # piped: whole names, one greppable line per source
+        for r in rows:
+            cells = [r["source"], r["stage"], r["kind"], ", ".join(r["raw_files"]), r["licence"], r["downloaded"], r["state"]]
+            sys.stdout.write("\t".join(cells) + "\n")
+        sys.stdout.write(f"{len(rows)} sources under {layout.root}\n")
+        return
+    width = max(len(r["source"]) for r in rows)
+    table = Table(  # a narrow terminal folds cells; it never cuts a source name
+        Column("source", no_wrap=True, min_width=width),
+        *(Column(h, overflow="fold") for h in ("stage", "kind", "raw files", "licence", "downloaded", "state")),
+    )
+    for r in rows:
+        table.add_row(
+            r["source"], r["stage"], r["kind"], "\n".join(r["raw_files"]), r["licence"], r["downloaded"], r["state"]
+        )
     out.print(table)
     out.print(f"{len(SOURCES)} sources under {layout.root}")
 
@@ -91,7 +161,6 @@ def synth(
 ) -> None:
     """Write synthetic raw files of every source in the real formats, with images, under ROOT."""
     from datamix.paths import resolve_root
-    from datamix.synth import SynthError
     from datamix.synth import synth as run_synth
 
     if profile not in ("demo", "volume"):
@@ -109,13 +178,7 @@ def synth(
         if not 0 < fraction <= 1:
             raise typer.BadParameter(f"--fraction must be in (0, 1], not {fraction}")
     target = resolve_root(root)
-    try:
-        counts = run_synth(
-            target, scale=scale or "tiny", seed=seed, force=force, profile=profile, fraction=fraction
-        )
-    except SynthError as e:
-        console.print(f"[red]synth:[/red] {e}", highlight=False)
-        raise typer.Exit(2) from None
+    counts = run_synth(target, scale=scale or "tiny", seed=seed, force=force, profile=profile, fraction=fraction)
     total = sum(counts.values())
     if profile == "demo":
         out.print(
@@ -178,20 +241,13 @@ def build(
 ) -> None:
     """Normalized tables + recipe -> deterministic WebDataset shards, manifest.parquet, summary.json."""
     from datamix.build import build as run_build
-    from datamix.mix import MixError
-    from datamix.recipe import RecipeError
-    from datamix.shards import BuildError
 
-    try:
-        with counter() as progress:
-            result = run_build(
-                recipe, root, out=out, jobs=jobs, tokenizer=tokenizer, dry_run=dry_run, force=force,
-                on_shard=lambda done, total: progress("shards", done - progress.counts.get("shards", 0)),
-                overrides=set_ or (),
-            )
-    except (RecipeError, MixError, BuildError) as e:
-        console.print(f"[red]build failed:[/red] {e}", highlight=False)
-        raise typer.Exit(1) from None
+    with counter() as progress:
+        result = run_build(
+            recipe, root, out=out, jobs=jobs, tokenizer=tokenizer, dry_run=dry_run, force=force,
+            on_shard=lambda done, total: progress("shards", done - progress.counts.get("shards", 0)),
+            overrides=set_ or (),
+        )
     if dry_run:
         for line in result.get("lines", []):
             out_console(line)
@@ -233,16 +289,15 @@ def export_cmd(
     ),
 ) -> None:
     """A mix as the release's JSON (array of {id, image?, conversations}) for the original LLaVA trainer."""
-    from datamix.llava_json import AUTO_PREFIX, LlavaJsonError, export_llava_json, mix_stage
+    from datamix.llava_json import AUTO_PREFIX, export_llava_json, mix_stage
     from datamix.paths import LLAVA_PRETRAIN_DIR
 
     if format != "llava-json":
         raise typer.BadParameter(f"--format must be llava-json, not {format!r}")
     try:
         n = export_llava_json(mix_dir, out_file, force=force, image_prefix=image_prefix)
-    except (LlavaJsonError, FileExistsError, FileNotFoundError) as e:
-        console.print(f"[red]export failed:[/red] {e}", highlight=False)
-        raise typer.Exit(1) from None
+    except FileExistsError as e:
+        raise UsageError(f"{e}", path=None) from None
     out_console(f"export: {n:,} records -> {out_file}")
     root = mix_dir.parent.parent if mix_dir.parent.name == "mixes" else Path("<data root>")
     if image_prefix == AUTO_PREFIX:
@@ -272,9 +327,7 @@ def import_llava_cmd(
     from pydantic import ValidationError
 
     from datamix.build import import_llava
-    from datamix.llava_json import LlavaJsonError
     from datamix.recipe import PresizeSpec
-    from datamix.shards import BuildError
 
     spec = None
     if presize is not None:
@@ -284,11 +337,7 @@ def import_llava_cmd(
             problem = "; ".join(f"--presize-{err['loc'][0]}: {err['msg']}" for err in e.errors())
             console.print(f"[red]import failed:[/red] {problem}", highlight=False)
             raise typer.Exit(2) from None
-    try:
-        result = import_llava(file, images, out_dir, jobs=jobs, presize=spec, force=force)
-    except (LlavaJsonError, BuildError) as e:
-        console.print(f"[red]import failed:[/red] {e}", highlight=False)
-        raise typer.Exit(1) from None
+    result = import_llava(file, images, out_dir, jobs=jobs, presize=spec, force=force)
     _print_counts(result)
     out_console(f"import-llava: {result['samples']:,} samples in {result['shards']} shards -> {out_dir}")
 
@@ -322,10 +371,45 @@ def compare_cmd(
     raise typer.Exit(exit_code(result))
 
 
+@app.command("contamination")
+def contamination_cmd(
+    mix_dir: Path = typer.Argument(..., metavar="MIX", help="A built mix folder (or its manifest.parquet)."),
+    benchmarks: list[str] = typer.Option(
+        None, "--benchmarks", help="Benchmarks, comma-separated or repeated (default: all; see datamix.evalsets)."
+    ),
+    root: Path | None = RootOpt,
+    format: str = typer.Option("text", "--format", help="Output: text, json or html."),
+    near: bool = typer.Option(True, "--near/--no-near", help="Near-duplicate images (perceptual hash; cached)."),
+    examples: int = typer.Option(5, "--examples", min=0, help="Examples shown per benchmark."),
+) -> None:
+    """How many items of each benchmark have the same image, a near-duplicate image or the same
+    question on the same image as a training sample of MIX; per training source. Benchmark files are
+    read from ROOT/benchmarks/ (`datamix download --benchmarks`)."""
+    from datamix import contamination, evalsets
+    from datamix.errors import UsageError, cli_errors
+    from datamix.paths import resolve_root
+
+    with cli_errors("datamix contamination"):
+        if format not in contamination.FORMATS:
+            raise UsageError(f"unknown --format {format!r}; use text, json or html")
+        try:
+            names = evalsets.parse_names(benchmarks)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        report = contamination.run(mix_dir, resolve_root(root), names, near=near, examples=examples)
+        sys.stdout.write(contamination.FORMATS[format](report))
+
+
 @app.command("inspect")
-def inspect_cmd(path: Path = typer.Argument(..., help="A mix folder or its manifest.parquet.")) -> None:
+def inspect_cmd(
+    path: Path = typer.Argument(..., help="A mix folder or its manifest.parquet."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Also check the shards against the manifest (members present, sizes, sha256); "
+        "exit 1 on any problem."
+    ),
+) -> None:
     """Polars summaries: per-source counts vs expected, text-only share, turns and lengths."""
-    from datamix.inspect import InspectError, inspect_mix
+    from datamix.inspect import InspectError, inspect_mix, verify_mix
 
     try:
         info = inspect_mix(path)
@@ -341,6 +425,18 @@ def inspect_cmd(path: Path = typer.Argument(..., help="A mix folder or its manif
     out_console(
         f"inspect: {info['total']:,} samples in {info['shards']} shards, text-only share {info['text_only_share']:.2%}"
     )
+    if verify:
+        checked = verify_mix(path)
+        for line in checked["problems"]:
+            print(f"datamix inspect: {line}", file=sys.stderr)
+        more = checked["n_problems"] - len(checked["problems"])
+        if more:
+            print(f"datamix inspect: ... and {more:,} more", file=sys.stderr)
+        out_console(
+            f"verify: {checked['checked']:,} rows in {checked['shards']} shards, {checked['n_problems']:,} problems"
+        )
+        if checked["n_problems"]:
+            raise typer.Exit(1)
 
 
 @app.command("report")
@@ -349,11 +445,12 @@ def report_cmd(
     out_file: Path = typer.Option(..., "--out", help="Output HTML file."),
     per_source: int = typer.Option(12, "--per-source", help="Samples shown per source."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sample choice."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
 ) -> None:
     """Write a self-contained offline HTML report and sample browser of a mix."""
     from datamix.report import report_command
 
-    report_command(mix_dir, out_file, per_source, seed)
+    report_command(mix_dir, out_file, per_source, seed, force)
 
 
 @app.command("lint")

@@ -224,20 +224,36 @@ def download(
     annotations_only: bool = typer.Option(
         False, "--annotations-only", help="Skip image archives and covers."
     ),
+    benchmarks: bool = typer.Option(
+        False, "--benchmarks", help="Fetch evaluation benchmarks instead: the names are benchmarks "
+        "(default: all; datamix.evalsets), files land under ROOT/benchmarks/<name>/."
+    ),
 ) -> None:
     """Fetch, verify and extract the official files of every (or the named) source into the root."""
     console = Console()
     layout = Layout(resolve_root(root))
+    bench_manual: list[str] = []
     try:
-        cat = load_catalog(catalog) if catalog is not None else CATALOG
-        entries = select(cat, sources or None, annotations_only)
+        if benchmarks:  # evaluation benchmarks (datamix.evalsets), same machinery
+            from datamix import evalsets
+
+            names = evalsets.parse_names(sources)
+            cat, entries = evalsets.CATALOG, evalsets.select(names, annotations_only)
+            sources = names
+            bench_manual = [
+                f"{n}: {evalsets.get(n).manual.replace('{target}', str(evalsets.folder(layout.root, n)))}"
+                for n in names if evalsets.get(n).manual
+            ]
+        else:
+            cat = load_catalog(catalog) if catalog is not None else CATALOG
+            entries = select(cat, sources or None, annotations_only)
     except (CatalogError, ValueError) as e:
         console.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2) from None
     if jobs < 1:
         console.print(f"[red]error:[/] --jobs must be at least 1, got {jobs}")
         raise typer.Exit(2)
-    order = [s for s in sources_in(cat) if not sources or s in sources]
+    order = list(sources) if benchmarks else [s for s in sources_in(cat) if not sources or s in sources]
     options = FetchOptions(jobs=jobs, mirror=mirror)
     started = time.monotonic()
     renderer = _RichProgress(console) if console.is_terminal else _PlainProgress(console)
@@ -263,6 +279,8 @@ def download(
             f"OCR-VQA covers are fetched once {fetch.ocrvqa_dataset_path(layout)} is present.", soft_wrap=True
         )
 
+    for line in bench_manual:
+        console.print(f"[yellow]manual step[/] (benchmark {escape(line)})", soft_wrap=True)
     console.print(_table(results, covers, order))
     failed = {r.entry.path: r for r in results if r.status == "failed"}
     for r in failed.values():

@@ -50,6 +50,7 @@ from typing import Any
 
 import msgspec
 
+from datamix.errors import UsageError
 from datamix.formats import IMAGE_TOKEN, KNOWN_PROMPTS
 from datamix.llava_json import LlavaJsonError, coerce_record, infer_source, iter_json_array, llava_family
 from datamix.mixio import MixIOError, MixReader
@@ -85,7 +86,7 @@ _SKETCH = 8  # question hashes kept per record for stage-2 pairing
 _FEATURES = struct.Struct("<15q")
 
 
-class CompareError(Exception):
+class CompareError(UsageError):
     """An input that cannot be compared (missing, not a mix, not LLaVA JSON); exit code 2."""
 
 
@@ -162,7 +163,7 @@ def _iter_mix(mix_dir: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
 # --- normalising one record ---------------------------------------------------------------------------
 
 
-def image_key(image: str | None) -> tuple[str, str]:
+def image_key(image: str) -> tuple[str, str]:
     """(domain, picture id) of an image path: the LLaVA folder it belongs to and its basename's id."""
     path = image.replace("\\", "/").removeprefix("./")
     parts = path.split("/")
@@ -204,7 +205,7 @@ def _loose(text: str) -> str:
     return " ".join(text.lower().translate(_PUNCT).split())
 
 
-def _placement(index: int, text: str) -> tuple[int, str, ...]:
+def _placement(index: int, text: str) -> tuple[int, str, int] | tuple[()]:
     if IMAGE_TOKEN not in text:
         return ()
     if text == IMAGE_TOKEN:

@@ -56,6 +56,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from datamix.catalog import RemoteFile
+from datamix.errors import DataError
 from datamix.fileio import atomic_path, write_json_atomic
 from datamix.paths import OCRVQA_DIR, Layout
 
@@ -123,11 +124,11 @@ class ProgressEvent:
 ProgressFn = Callable[[ProgressEvent], None]
 
 
-class FetchError(Exception):
+class FetchError(DataError):
     """A transfer or verification that failed for good; the message names the file."""
 
 
-class UnsafeArchiveError(Exception):
+class UnsafeArchiveError(DataError):
     """An archive with a member that would land outside its target (or is not a plain member)."""
 
 
@@ -538,7 +539,7 @@ def _inside(root: Path, path: Path) -> bool:
 def _extract_zip(archive: Path, tmp: Path) -> None:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
-        plan = []
+        plan: list[tuple[str, zipfile.ZipInfo, str, str | None]] = []  # (what, info, name, link target)
         for info in infos:
             name = _check_member_name(archive, info.filename)
             mode = info.external_attr >> 16
@@ -551,7 +552,7 @@ def _extract_zip(archive: Path, tmp: Path) -> None:
             else:
                 plan.append(("file", info, name, None))
         links = []
-        for what, info, name, target in plan:
+        for what, info, name, link_target in plan:
             dest = tmp / name if name else tmp
             if what == "dir":
                 dest.mkdir(parents=True, exist_ok=True)
@@ -563,8 +564,8 @@ def _extract_zip(archive: Path, tmp: Path) -> None:
                     )
                 with zf.open(info) as src, open(dest, "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
-            else:
-                links.append((dest, target))
+            elif link_target is not None:  # "link"
+                links.append((dest, link_target))
         for dest, target in links:  # created last: no member is ever written through a link
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(target, dest)
@@ -924,7 +925,7 @@ def _train_books(dataset: Path) -> list[tuple[str, str]]:
         doc = json.load(f)
     if not isinstance(doc, dict):
         raise ValueError(f"{dataset}: expected a JSON object keyed by book id")
-    books = []
+    books: list[tuple[str, Any]] = []  # (book id, its imageURL as the dataset has it)
     for key, rec in doc.items():
         if isinstance(rec, dict) and str(rec.get("split")) == "1":
             books.append((str(key), rec.get("imageURL")))

@@ -13,13 +13,16 @@ import mmap
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from datamix.errors import DataError
 
-class RawFormatError(Exception):
+
+class RawFormatError(DataError):
     """A raw file that cannot be parsed at all (as opposed to a bad record inside it)."""
 
     def __init__(self, path: Path | str, message: str):
@@ -72,10 +75,14 @@ def load_json(path: Path | str, type: Any = Any) -> Any:
             pass  # structurally unexpected somewhere: retry untyped, let the caller judge each record
         except msgspec.DecodeError as e:
             raise RawFormatError(path, f"not valid JSON: {e}") from None
+        except RecursionError:
+            raise RawFormatError(path, _TOO_DEEP) from None
         try:
             return msgspec.json.decode(buf)
         except msgspec.DecodeError as e:  # pragma: no cover - the typed pass would have said so
             raise RawFormatError(path, f"not valid JSON: {e}") from None
+        except RecursionError:
+            raise RawFormatError(path, _TOO_DEEP) from None
 
 
 @contextlib.contextmanager
@@ -117,20 +124,46 @@ def iter_json_list(path: Path | str, item_type: Any = Any) -> Iterator[Any]:
             raise RawFormatError(path, f"top level is {kind}, expected a JSON array") from None
         except msgspec.DecodeError as e:
             raise RawFormatError(path, f"not valid JSON{_near(e)}") from None
+        except RecursionError:
+            raise RawFormatError(path, _TOO_DEEP) from None
         try:
             yield from decode_each(raws, item_type)
         finally:
-            del raws  # release the views before the map closes
+            raws.clear()  # release the views before the map closes (also those an error still holds)
+            del raws
+
+
+@dataclass(frozen=True, slots=True)
+class BadRecord:
+    """A record of a JSON array that does not decode on its own (invalid UTF-8 inside a string, nested
+    too deep, ...): `decode_each` yields it in the record's place, the reader turns it into a drop
+    (`DropReason.BAD_JSON`) and goes on with the next record."""
+
+    message: str
+
+
+#: Deeper than this, msgspec and Python's own decoder give up with RecursionError; say so in one line.
+_TOO_DEEP = "JSON nested too deep (thousands of levels of arrays or objects)"
+
+
+def _bad(e: BaseException) -> BadRecord:
+    return BadRecord(_TOO_DEEP if isinstance(e, RecursionError) else f"not valid JSON: {e}")
 
 
 def decode_each(raws: list[Any], item_type: Any = Any) -> Iterator[Any]:
     """Decode raw JSON slices (`msgspec.Raw`) in order, each as `item_type` or, if it does not fit,
-    untyped; each slice is dropped from `raws` once decoded (its view of the file is released)."""
+    untyped; a slice that does not decode at all comes back as a `BadRecord` (the caller drops it).
+    Each slice is dropped from `raws` once decoded (its view of the file is released)."""
     typed, untyped = msgspec.json.Decoder(item_type), msgspec.json.Decoder()
     for i in range(len(raws)):
         try:
             item = typed.decode(raws[i])
         except msgspec.ValidationError:
-            item = untyped.decode(raws[i])
+            try:
+                item = untyped.decode(raws[i])
+            except (msgspec.DecodeError, RecursionError) as e:
+                item = _bad(e)
+        except (msgspec.DecodeError, RecursionError) as e:
+            item = _bad(e)
         raws[i] = None
         yield item

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import warnings
 from functools import lru_cache
 from typing import Literal
 
@@ -69,7 +71,9 @@ def decode(
     `draft_size`: for JPEGs, let libjpeg decode at a reduced scale as long as the long side stays
     >= draft_size (changes pixels; see the module docstring). Raises ImageError."""
     try:
-        im = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked just below, as max_pixels
+            im = Image.open(io.BytesIO(data))
         w, h = im.size
         if w <= 0 or h <= 0:
             raise ImageError(f"empty image {w}x{h}")
@@ -179,6 +183,31 @@ def padded_square(
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
+def header_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why the image file at `path` cannot be used, judged cheaply from its header (`Image.open` +
+    `verify`: the format, the size, the structure; nothing is decoded), or None when it looks fine.
+
+    Catches a file that is not an image (a text file named `.jpg`), a decompression bomb (more than
+    `MAX_PIXELS` pixels, refused from the header; Pillow's `DecompressionBombWarning` becomes this
+    answer instead of a raw warning) and an empty image. A truncated image whose header is intact
+    passes: the full decode (the trainer, presize) is what notices it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w <= 0 or h <= 0:
+                    return f"empty image {w}x{h}"
+                if w * h > MAX_PIXELS:
+                    return f"image of {w}x{h} pixels exceeds the decompression-bomb limit of {MAX_PIXELS:,} pixels"
+                im.verify()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        return f"decompression bomb: {e}"
+    except Exception as e:  # noqa: BLE001 - Pillow raises many types on hostile input
+        return f"not a readable image: {type(e).__name__}: {e}"
+    return None
+
+
 def image_size(data: bytes) -> tuple[int, int]:
     """(width, height) of image bytes: JPEG read from its SOF marker directly, other formats from
     the header by Pillow (nothing is decoded). Raises what Pillow raises for unreadable bytes."""
@@ -197,8 +226,10 @@ def image_size(data: bytes) -> tuple[int, int]:
                 i += 2
                 continue
             i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-    with Image.open(io.BytesIO(data)) as im:
-        return im.size
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # one clear error, not a raw warning
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
 
 
 __all__ = [
@@ -210,6 +241,7 @@ __all__ = [
     "ImageError",
     "decode",
     "expand2square",
+    "header_problem",
     "image_size",
     "pad_color",
     "padded_square",

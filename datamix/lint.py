@@ -32,6 +32,7 @@ Every rule has a stable id `<category>/<name>`; `select` / `ignore` take ids or 
 - box/order                 x1 <= x2 and y1 <= y2
 - box/precision             at most 2 decimals
 - image/missing             with `images_root`: the record's image file exists
+- image/outside-root        the image path is relative and has no `..` part (import-llava refuses it)
 - mix/missing-sample        every manifest row has its `<key>.json` in the shard it names
 - mix/extra-sample          every sample in the shards has exactly one manifest row
 - mix/image-missing         every image row has its `<key>.jpg` in the shard
@@ -61,6 +62,8 @@ from typing import Any
 
 import msgspec
 
+from datamix.errors import UsageError
+from datamix.fileio import BadRecord
 from datamix.formats import IMAGE_TOKEN, KNOWN_PROMPTS
 from datamix.llava_json import (
     MC_LETTER,
@@ -71,6 +74,7 @@ from datamix.llava_json import (
     iter_json_array,
 )
 from datamix.mixio import MixIOError, MixReader
+from datamix.paths import image_path_problem
 from datamix.schema import IMAGE_EXT, JSON_EXT
 
 log = logging.getLogger(__name__)
@@ -95,6 +99,7 @@ RULES: dict[str, str] = {
     "box/order": "x1 <= x2 and y1 <= y2",
     "box/precision": "box coordinates have at most 2 decimals",
     "image/missing": "the image file exists under the images root",
+    "image/outside-root": "the image path stays inside the images root (no absolute path, no '..')",
     "mix/missing-sample": "every manifest row has its sample in its shard",
     "mix/extra-sample": "every shard sample has exactly one manifest row",
     "mix/image-missing": "every image row has its image bytes in the shard",
@@ -117,7 +122,7 @@ RecordVisitor = Callable[[str, Any], None]
 _PROGRESS_EVERY = 100_000
 
 
-class LintInputError(Exception):
+class LintInputError(UsageError):
     """The input cannot be linted at all (missing path, unreadable file, bad rule name): exit 2."""
 
 
@@ -322,12 +327,15 @@ class _Linter:
         def emit(rule: str, message: str) -> None:
             self.emit(index, rid, rule, message)
 
+        if isinstance(record, BadRecord):
+            emit("structure/record", record.message)
+            return
         if not isinstance(record, dict):
             emit("structure/record", f"expected an object, got {type(record).__name__}")
             return
         if isinstance(record.get("id"), bool) or not isinstance(record.get("id"), (str, int)):
             emit("structure/record", f"'id' must be a string or an integer, got {record.get('id')!r:.40}")
-        image = record.get("image")
+        image: Any = record.get("image")
         if "image" in record and image is None:
             emit("structure/image-null", "text-only record has 'image': null; omit the key")
         elif "image" in record and (not isinstance(image, str) or not image):
@@ -354,7 +362,10 @@ class _Linter:
         self._near_misses(human, values, emit)
         self._multiple_choice(human, roles, values, emit)
         self._boxes(human, roles, values, emit)
-        if has_image and self.images_root is not None and "image/missing" in self.rules:
+        outside = image_path_problem(image) if has_image else None
+        if outside is not None:
+            emit("image/outside-root", f"image path {image!r:.80} {outside}")
+        elif has_image and self.images_root is not None and "image/missing" in self.rules:
             if not (self.images_root / image).is_file():
                 emit("image/missing", f"image {image} not found under {self.images_root}")
 
@@ -599,6 +610,7 @@ def _lint_mix_members(reader: MixReader, linter: _Linter, on_record: RecordVisit
     archive order, against the manifest rows (`datamix.schema.split_member` names the key)."""
     keys, rows = _read_manifest(reader)
     row_of: dict[str, int] = {}
+    i: int | None  # a manifest row; None for a member that has none
     for i, key in enumerate(keys):
         if key in row_of:
             linter.emit(

@@ -33,7 +33,8 @@ from typing import Any
 
 import msgspec
 
-from datamix.fileio import atomic_path, decode_each
+from datamix.errors import DataError
+from datamix.fileio import BadRecord, atomic_path, decode_each
 from datamix.formats import (
     CAPTION_PROMPT,
     KNOWN_PROMPTS,
@@ -70,7 +71,7 @@ UNKNOWN = "unknown"
 
 
 
-class LlavaJsonError(Exception):
+class LlavaJsonError(DataError):
     """A LLaVA-format file (or a mix to export) that cannot be read; names the file and the record."""
 
     def __init__(self, path: Path | str, message: str, index: int | None = None):
@@ -107,14 +108,36 @@ def iter_json_array(path: Path | str) -> Iterator[tuple[int, Any]]:
                     raws = msgspec.json.decode(buf, type=list[msgspec.Raw])
                 except msgspec.DecodeError as e:
                     raise LlavaJsonError(path, f"not valid JSON: {e}") from None
+                except RecursionError:
+                    raise LlavaJsonError(path, "JSON nested too deep (thousands of levels)") from None
                 try:
-                    yield from enumerate(decode_each(raws))
+                    yield from enumerate(decode_each(raws))  # a record that does not decode: BadRecord
                 finally:
-                    del raws  # release the views before the map closes
+                    raws.clear()  # release the views before the map closes
+                    del raws
             elif first == b"{":
+                _refuse_top_level_object(path, buf)
                 yield from _iter_json_lines(path, buf)
             else:
                 raise LlavaJsonError(path, "expected a JSON array of records (or JSON lines)")
+
+
+def _refuse_top_level_object(path: Path, buf: mmap.mmap) -> None:
+    """A file that is one JSON object over several lines (or one that is not a record) is not JSON
+    lines: refuse it rather than read its first line as a record."""
+    try:
+        whole = msgspec.json.decode(buf)
+    except (msgspec.DecodeError, RecursionError):
+        return  # several values (JSON lines) or invalid: the line reader says which line
+    if not isinstance(whole, dict):
+        return
+    one_line = b"\n" not in bytes(buf).strip()
+    if not (one_line and "conversations" in whole):
+        keys = ", ".join(list(map(str, whole))[:5])
+        raise LlavaJsonError(
+            path, f"top level is a JSON object (keys: {keys}), expected a JSON array of records (or JSON lines, "
+            "one record per line)"
+        )
 
 
 def _first_byte(buf: mmap.mmap) -> bytes:
@@ -142,6 +165,8 @@ def _iter_json_lines(path: Path, buf: mmap.mmap) -> Iterator[tuple[int, Any]]:
             value = decoder.decode(line)
         except msgspec.DecodeError as e:
             raise LlavaJsonError(path, f"line {lineno}: not valid JSON: {e}") from None
+        except RecursionError:
+            raise LlavaJsonError(path, f"line {lineno}: JSON nested too deep") from None
         yield index, value
         index += 1
 
@@ -153,6 +178,8 @@ def coerce_record(record: Any, *, path: Path | str = "<records>", index: int = 0
     `conversations`, or has a turn that is not `{"from": str, "value": str}`. Other keys (e.g.
     ShareGPT's `model`) are kept. Content rules (alternation, prompts, boxes) are `datamix.lint`'s job.
     """
+    if isinstance(record, BadRecord):
+        raise LlavaJsonError(path, record.message, index)
     if not isinstance(record, dict):
         raise LlavaJsonError(path, f"expected an object, got {type(record).__name__}", index)
     if "id" not in record or record["id"] is None:
@@ -277,7 +304,13 @@ def import_records(path: Path | str) -> Iterator[tuple[str, dict[str, Any]]]:
     Each record is `{"id": str, "image"?: str, "conversations": [...]}` (other keys dropped), ready for
     the shards writer to add `source` and `key`. Malformed records raise `LlavaJsonError`.
     """
-    for record in read_llava_json(path):
+    for index, record in enumerate(read_llava_json(path)):
+        if len(record["conversations"]) < 2:
+            n = len(record["conversations"])
+            raise LlavaJsonError(
+                path, f"'conversations' has {n} turn{'s' if n != 1 else ''}; a record needs a human turn "
+                "and its answer (a fragment?)", index,
+            )
         out: dict[str, Any] = {"id": record["id"]}
         if "image" in record:
             out["image"] = record["image"]

@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from datamix.errors import DataError
 from datamix.formats import TokenCounter, format_item, formatter_for, item_rng
 from datamix.paths import Layout
 from datamix.recipe import Recipe, SourceSpec, recipe_hash
@@ -59,7 +60,7 @@ _PAYLOAD_COLUMN = {
 }
 
 
-class MixError(ValueError):
+class MixError(DataError, ValueError):
     """A recipe that cannot be satisfied by the normalized tables (missing table, too few items)."""
 
     def __init__(self, source: str, message: str, *, asked: int | None = None, available: int | None = None):
@@ -211,7 +212,12 @@ def _conversation_counts(path: Path, source: str, spec: SourceSpec) -> array:
     """Conversations per row, computed from Arrow columns where that avoids decoding items (the
     source's formatter says how: one each, from the payload's length, or per item)."""
     kind = get_source(source).kind
-    schema = pq.read_schema(path)
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as e:
+        raise MixError(
+            source, f"{path}: damaged table ({e}); rerun `datamix normalize {source} --force`"
+        ) from None
     payload = _PAYLOAD_COLUMN[kind]
     if payload not in schema.names:
         raise MixError(

@@ -37,6 +37,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import tarfile
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -48,6 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from datamix.errors import DataError
 from datamix.fileio import atomic_path
 from datamix.schema import (
     IMAGE_EXT,
@@ -66,9 +68,10 @@ TAR_MTIME = 0  # fixed member metadata: identical inputs give identical bytes
 MANIFEST = "manifest.parquet"
 SHARDS = "shards"
 PARTS = ".parts"
+_TMP = re.compile(r"\.tmp-\d+$")  # `atomic_path`'s temporary names
 
 
-class MixIOError(Exception):
+class MixIOError(DataError):
     """A mix that cannot be read or written: names the file (manifest, shard) and, when known, the
     manifest row."""
 
@@ -388,14 +391,51 @@ class MixWriter:
         return self.manifest_path.exists() or self.shards_dir.exists()
 
     def prepare(self) -> None:
+        """Create the folders; remove the temporary files a killed writer left (`*.tmp-<pid>`: the
+        caller holds the folder's lock, so no other writer owns them)."""
         self.shards_dir.mkdir(parents=True, exist_ok=True)
         self.parts_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (self.shards_dir, self.parts_dir, self.out):
+            for stale in folder.glob("*.tmp-*"):
+                if _TMP.search(stale.name) and stale.is_file():
+                    stale.unlink(missing_ok=True)
 
-    def clear(self, *also: str) -> None:
-        """Remove the shards, the parts, the manifest and the named files (e.g. `summary.json`)."""
+    def owned_shards(self, *names: str) -> list[Path]:
+        """The files of `shards/` a build of one of the mix `names` wrote: `<name>-NNNNNN.tar` (and
+        their temporary files), plus every shard the current manifest names. Anything else found
+        there (a user's file) is not the build's."""
+        if not self.shards_dir.is_dir():
+            return []
+        pattern = re.compile(
+            r"^(?:" + "|".join(re.escape(n) for n in names if n) + r")-\d{6}\.tar(?:\.tmp-\d+)?$"
+        ) if any(names) else None
+        listed: set[str] = set()
+        if self.manifest_path.is_file():
+            try:
+                shards = pq.read_table(self.manifest_path, columns=["shard"])["shard"].to_pylist()
+                listed = {str(v).rsplit("/", 1)[-1] for v in shards}
+            except Exception:  # noqa: BLE001 - a damaged manifest names nothing
+                listed = set()
+        return sorted(
+            p for p in self.shards_dir.iterdir()
+            if p.is_file() and ((pattern is not None and pattern.match(p.name)) or p.name in listed)
+        )
+
+    def clear(self, *also: str, names: Sequence[str] = ()) -> None:
+        """Remove what a build owns: its shards (`owned_shards(*names)`), the parts, the manifest and
+        the named files (e.g. `summary.json`). Other files in `shards/` are kept (with a warning)."""
         import shutil
 
-        shutil.rmtree(self.shards_dir, ignore_errors=True)
+        for path in self.owned_shards(*names):
+            path.unlink(missing_ok=True)
+        if self.shards_dir.is_dir():
+            kept = sorted(p.name for p in self.shards_dir.iterdir())
+            if kept:
+                log.warning(
+                    "%s: kept %d file(s) the build does not own: %s", self.shards_dir, len(kept), ", ".join(kept[:5])
+                )
+            else:
+                self.shards_dir.rmdir()
         shutil.rmtree(self.parts_dir, ignore_errors=True)
         for name in (MANIFEST, *also):
             (self.out / name).unlink(missing_ok=True)

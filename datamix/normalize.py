@@ -21,8 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datamix import __version__
+from datamix.errors import DataError, describe
 from datamix.fileio import RawFormatError, atomic_path, sha256_file, write_json_atomic
 from datamix.paths import Layout
+from datamix.proc import die_with_parent
 from datamix.schema import DROP_SCHEMA, ITEM_SCHEMAS, SCHEMA_VERSION, Drop, to_row
 from datamix.sources import SOURCE_NAMES, Context, Source, get_source
 from datamix.sources.base import ImageIndex
@@ -34,7 +36,7 @@ BATCH = 2048
 ProgressFn = Callable[[str, int], None]
 
 
-class NormalizeError(Exception):
+class NormalizeError(DataError):
     """A source could not be normalized at all (missing or unparseable raw file)."""
 
 
@@ -138,9 +140,13 @@ def normalize_source(
                     drops.add(row)
                 else:
                     items.add(row)
-        except (RawFormatError, FileNotFoundError) as e:
+        except (RawFormatError, OSError, RecursionError) as e:
             items.writer.close()
             drops.writer.close()
+            if isinstance(e, RecursionError):
+                raise NormalizeError(f"{name}: JSON nested too deep to read") from e
+            if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+                raise NormalizeError(describe(e)[1]) from e
             raise NormalizeError(str(e)) from e
         items.close()
         drops.close()
@@ -168,10 +174,14 @@ def normalize_source(
 
 
 def _run_one(name: str, root: str, force: bool, on_progress: ProgressFn | None = None) -> dict[str, Any]:
+    """One source; whatever fails in it comes back as its error entry, never stopping the others."""
     try:
         return normalize_source(name, root, force=force, on_progress=on_progress)
     except NormalizeError as e:
         return {"source": name, "error": str(e)}
+    except Exception as e:  # noqa: BLE001 - one source's failure must not stop the other sources
+        log.debug("%s failed", name, exc_info=True)
+        return {"source": name, "error": describe(e)[1]}
 
 
 def normalize(
@@ -197,10 +207,13 @@ def normalize(
             if on_done:
                 on_done(results[n])
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(_run_one, n, root_s, force): n for n in names}
             for fut in as_completed(futures):
-                res = fut.result()
+                try:
+                    res = fut.result()
+                except Exception as e:  # noqa: BLE001 - a worker that died (killed, out of memory)
+                    res = {"source": futures[fut], "error": describe(e)[1]}
                 results[futures[fut]] = res
                 if on_done:
                     on_done(res)

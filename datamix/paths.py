@@ -31,10 +31,16 @@ def coco_image(image_id: int) -> str:
 
 
 def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """`--root` if given, else $DATAMIX_ROOT, else ./data."""
+    """`--root` if given, else $DATAMIX_ROOT, else ./data. A root that exists but is not a folder is
+    refused (`UsageError`)."""
     if root is None:
         root = os.environ.get(ENV_ROOT) or DEFAULT_ROOT
-    return Path(root).expanduser().resolve()
+    path = Path(root).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        from datamix.errors import UsageError
+
+        raise UsageError("the data root is not a folder", path=path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -71,3 +77,20 @@ class Layout:
 
     def mix(self, recipe: str) -> Path:
         return self.root / "mixes" / recipe
+
+
+def image_path_problem(rel: str) -> str | None:
+    """Why a record's `image` value is not a path inside the image root, or None when it is one.
+
+    Refused: an absolute path (POSIX, Windows drive or UNC), a `..` part, a NUL byte. Only the value
+    is checked, not where symbolic links lead: a dataset folder under the image root that is a link to
+    another disk (`images/coco -> /data/coco`) stays allowed, as users arrange their images that way."""
+    norm = rel.replace("\\", "/")
+    if "\0" in rel:
+        return "has a NUL byte"
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
+        return "is an absolute path"
+    if ".." in norm.split("/"):
+        return "has a '..' part"
+    return None
+

@@ -44,6 +44,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from datamix import yamlio
+from datamix.errors import UsageError
 from datamix.schema import Kind
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
-class RecipeError(ValueError):
+class RecipeError(UsageError, ValueError):
     """A recipe that cannot be used: names the file, the dotted field path and the offending value.
 
     `problems` holds every (field, value, message) found; `file`, `field`, `value` and `message` are
@@ -66,7 +67,7 @@ class RecipeError(ValueError):
         self.file = str(file) if file is not None else "<recipe>"
         self.problems = problems or [("", None, "invalid recipe")]
         self.field, self.value, self.message = self.problems[0]
-        super().__init__(self._text())
+        Exception.__init__(self, self._text())  # keeps the fields above (DatamixError would reset them)
 
     def _text(self) -> str:
         lines = []
@@ -332,6 +333,26 @@ class ShardSpec(_Strict):
 EvalAmount = Annotated[float, Field(gt=0.0, lt=1.0)] | PositiveInt
 
 
+class ExcludeSpec(_Strict):
+    """`exclude:` build a decontaminated mix: drop every training sample that overlaps an item of
+    `benchmarks` (`datamix.evalsets` names, or `all`) by one of `match` (`image`: same picture by pool
+    id or content hash; `near_image`: perceptual-hash near-duplicate; `question`: the benchmark's
+    normalised question on the same picture). See `datamix.contamination`."""
+
+    benchmarks: Annotated[list[str], Field(min_length=1)]
+    match: Annotated[list[Literal["image", "near_image", "question"]], Field(min_length=1)] = ["image"]
+
+    @field_validator("benchmarks", mode="after")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        from datamix import evalsets
+
+        try:
+            return evalsets.parse_names(value)
+        except ValueError as e:
+            raise PydanticCustomError("unknown_benchmark", str(e)) from None
+
+
 class Recipe(_Strict):
     """A validated recipe. `sources` maps a source name to its spec (the subclass of `SourceSpec` for
     that source, defaults filled in), in the canonical source order (`SOURCE_NAMES`)."""
@@ -347,6 +368,8 @@ class Recipe(_Strict):
     # held-out images for evaluation: {source: fraction in (0, 1) or a count}, drawn per source with
     # (seed, source, "eval"); their conversations go to the eval set, never to the training samples
     eval_split: dict[str, EvalAmount] | None = None
+    # drop training samples that overlap evaluation benchmarks (datamix.contamination)
+    exclude: ExcludeSpec | None = None
 
     @field_validator("sources", mode="wrap")
     @classmethod

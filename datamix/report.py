@@ -48,6 +48,7 @@ import typer
 from PIL import Image, ImageDraw
 
 from datamix import __version__
+from datamix.errors import UsageError
 from datamix.fileio import atomic_path
 from datamix.formats import IMAGE_TOKEN, KNOWN_PROMPTS, derive_seed
 from datamix.imaging import PAD_COLOR, ImageError, decode, expand2square
@@ -94,7 +95,7 @@ _NUM = r"\s*(-?\d+(?:\.\d+)?)\s*"
 _BOX_RE = re.compile(r"\[" + ",".join([_NUM] * 4) + r"\]")
 
 
-class ReportError(Exception):
+class ReportError(UsageError):
     """The report cannot be made (not a mix folder, unreadable manifest, matplotlib missing)."""
 
 
@@ -973,14 +974,19 @@ def write_report(
 
 def report_command(
     mix_dir: Path = typer.Argument(..., help="A built mix folder (manifest.parquet, summary.json, shards/)."),
-    out: Path = typer.Option(..., "--out", help="The HTML file to write (replaced if it exists)."),
+    out: Path = typer.Option(..., "--out", help="The HTML file to write (an existing one only with --force)."),
     per_source: int = typer.Option(12, "--per-source", help="Samples shown per source."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sample shown."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
 ) -> None:
     """Write a self-contained offline HTML report and sample browser of a mix."""
     from datamix.ui import console
     from datamix.ui import out as stdout
 
+    if out.exists() and not force:
+        raise UsageError("exists; pass --force to overwrite", path=out)
+    if out.is_dir():
+        raise UsageError("is a folder, expected an HTML file", path=out)
     try:
         result = write_report(mix_dir, out, per_source=per_source, seed=seed)
     except ReportError as e:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import types
+import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -57,6 +59,7 @@ class DropReason(str, enum.Enum):
     BAD_BOX = "bad_box"
     NO_REGIONS = "no_regions"
     DUPLICATE = "duplicate"
+    BAD_JSON = "bad_json"  # a record of a JSON array that does not decode (invalid UTF-8, nested too deep)
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,105 +108,84 @@ class Region:
     ARROW: ClassVar[pa.DataType]
 
 
-Turn.ARROW = pa.struct([("role", pa.string()), ("text", pa.string())])
-QA.ARROW = pa.struct(
-    [
-        ("question_id", pa.string()),
-        ("question", pa.string()),
-        ("answer", pa.string()),
-        ("answers", pa.list_(pa.string())),
+# Arrow types follow the dataclass fields (`arrow_fields`): str -> string, int -> int32, float ->
+# float64, an enum -> string, tuple[X, ...] -> list of X, a record -> its ARROW struct, X | None -> X.
+_ARROW_SCALARS: dict[Any, pa.DataType] = {str: pa.string(), int: pa.int32(), float: pa.float64()}
+
+
+def _arrow_type(hint: Any) -> pa.DataType:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _arrow_type(inner)
+    if typing.get_origin(hint) is tuple:  # tuple[X, ...]
+        return pa.list_(_arrow_type(args[0]))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return pa.string()
+    return _ARROW_SCALARS[hint] if hint in _ARROW_SCALARS else hint.ARROW
+
+
+def arrow_fields(cls: type, required: Iterable[str] = ()) -> list[pa.Field]:
+    """The Arrow fields of a record dataclass, in field order; the `required` ones are not nullable."""
+    hints = typing.get_type_hints(cls)
+    required = set(required)
+    return [
+        pa.field(f.name, _arrow_type(hints[f.name]), nullable=f.name not in required)
+        for f in dataclasses.fields(cls)
     ]
-)
-Choice.ARROW = pa.struct(
-    [
-        ("question_id", pa.string()),
-        ("question", pa.string()),
-        ("choices", pa.list_(pa.string())),
-        ("correct", pa.int32()),
-        ("direct_answers", pa.list_(pa.string())),
-    ]
-)
-Region.ARROW = pa.struct(
-    [
-        ("region_id", pa.string()),
-        ("phrase", pa.string()),
-        ("x", pa.float64()),
-        ("y", pa.float64()),
-        ("w", pa.float64()),
-        ("h", pa.float64()),
-        ("group", pa.string()),
-    ]
-)
+
+
+for _payload in (Turn, QA, Choice, Region):
+    _payload.ARROW = pa.struct(arrow_fields(_payload))
 
 # --------------------------------------------------------------------------------------------
 # items: one per row of a normalized table
 
-_COMMON_FIELDS = [
-    pa.field("key", pa.string(), nullable=False),
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("kind", pa.string(), nullable=False),
-    pa.field("id", pa.string(), nullable=False),
-    pa.field("image", pa.string()),
-    pa.field("width", pa.int32()),
-    pa.field("height", pa.int32()),
-]
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConversationItem:
-    KIND: ClassVar[Kind] = Kind.CONVERSATION
+class _ItemBase:
+    """The columns every item has; its table adds `kind` after `source` (`item_schema`)."""
+
+    KIND: ClassVar[Kind]
     key: str
     source: str
     id: str
     image: str | None
     width: int | None = None
     height: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationItem(_ItemBase):
+    KIND: ClassVar[Kind] = Kind.CONVERSATION
     turns: tuple[Turn, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class VQAItem:
+class VQAItem(_ItemBase):
     KIND: ClassVar[Kind] = Kind.VQA
-    key: str
-    source: str
-    id: str
     image: str
-    width: int | None = None
-    height: int | None = None
     qas: tuple[QA, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MCQItem:
+class MCQItem(_ItemBase):
     KIND: ClassVar[Kind] = Kind.MCQ
-    key: str
-    source: str
-    id: str
     image: str
-    width: int | None = None
-    height: int | None = None
     questions: tuple[Choice, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CaptionItem:
+class CaptionItem(_ItemBase):
     KIND: ClassVar[Kind] = Kind.CAPTION
-    key: str
-    source: str
-    id: str
     image: str
-    width: int | None = None
-    height: int | None = None
     captions: tuple[str, ...]  # ordered by the dataset's caption id
     ocr_tokens: tuple[str, ...] | None = None  # None: no OCR file was available
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RegionItem:
+class RegionItem(_ItemBase):
     KIND: ClassVar[Kind] = Kind.REGION
-    key: str
-    source: str
-    id: str
     image: str
     width: int
     height: int
@@ -220,16 +202,17 @@ ITEM_TYPES: dict[Kind, type] = {
     Kind.REGION: RegionItem,
 }
 
-ITEM_SCHEMAS: dict[Kind, pa.Schema] = {
-    Kind.CONVERSATION: pa.schema(_COMMON_FIELDS + [pa.field("turns", pa.list_(Turn.ARROW))]),
-    Kind.VQA: pa.schema(_COMMON_FIELDS + [pa.field("qas", pa.list_(QA.ARROW))]),
-    Kind.MCQ: pa.schema(_COMMON_FIELDS + [pa.field("questions", pa.list_(Choice.ARROW))]),
-    Kind.CAPTION: pa.schema(
-        _COMMON_FIELDS
-        + [pa.field("captions", pa.list_(pa.string())), pa.field("ocr_tokens", pa.list_(pa.string()))]
-    ),
-    Kind.REGION: pa.schema(_COMMON_FIELDS + [pa.field("regions", pa.list_(Region.ARROW))]),
-}
+
+
+def item_schema(cls: type) -> pa.Schema:
+    """The table schema of an item type: its fields, `kind` after `source`; key, source, kind and id
+    are never null."""
+    fields = arrow_fields(cls, required=("key", "source", "id"))
+    fields.insert(2, pa.field("kind", pa.string(), nullable=False))
+    return pa.schema(fields)
+
+
+ITEM_SCHEMAS: dict[Kind, pa.Schema] = {kind: item_schema(cls) for kind, cls in ITEM_TYPES.items()}
 
 # the nested record type of each payload column, for decoding rows back into dataclasses
 _NESTED: dict[str, type] = {"turns": Turn, "qas": QA, "questions": Choice, "regions": Region}
@@ -246,15 +229,7 @@ class Drop:
     detail: str = ""
 
 
-DROP_SCHEMA = pa.schema(
-    [
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("file", pa.string(), nullable=False),
-        pa.field("pointer", pa.string(), nullable=False),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("detail", pa.string(), nullable=False),
-    ]
-)
+DROP_SCHEMA = pa.schema(arrow_fields(Drop, required=[f.name for f in dataclasses.fields(Drop)]))
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,13 +33,16 @@ with presize (at recipe validation).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
+import os
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +50,18 @@ import pyarrow.compute as pc
 from PIL import Image
 
 from datamix import __version__
+from datamix.errors import DataError, UsageError
 from datamix.fileio import write_json_atomic
 from datamix.imaging import CLIP_MEAN, PAD_COLOR, ImageError, image_size, padded_square
 from datamix.mixio import MixIOError, MixWriter, ShardWriter
+from datamix.proc import die_with_parent, kill_point
 from datamix.recipe import PresizeSpec
 from datamix.schema import SCHEMA_VERSION, Sample
 
 log = logging.getLogger(__name__)
 
 
-class BuildError(Exception):
+class BuildError(DataError):
     """A build that cannot proceed (missing image, conflicting earlier build, ...)."""
 
 
@@ -158,7 +163,7 @@ def write_shard(
                 raise BuildError(f"sample {s.key} ({s.source} id {s.id}): cannot read image {image_path}: {e}") from None
             try:
                 width, height = image_size(data)
-            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
                 raise BuildError(f"sample {s.key}: image {image_path} is not readable: {e}") from None
             digest = hashlib.sha256(data).hexdigest()
             stored, presized = data, False
@@ -175,6 +180,7 @@ def write_shard(
                 stored_sha256=digest if stored is data else hashlib.sha256(stored).hexdigest(),
                 presized=presized, n_tokens=count_tokens(s) if count_tokens else None,
             )
+            kill_point("mid-shard")  # test hook (datamix.proc): a temporary tar is half written
         return len(shard.rows)
 
 
@@ -201,8 +207,9 @@ class _Worker:
 _WORKER: _Worker | None = None  # the pool process's own, set by `_init_worker`
 
 
-def _init_worker(tokenizer: str | None, presize: PresizeSpec | None) -> None:
+def _init_worker(tokenizer: str | None, presize: PresizeSpec | None, parent: int | None = None) -> None:
     global _WORKER
+    die_with_parent(parent)  # a killed build leaves no shard writer running
     _WORKER = _Worker(tokenizer, presize)
 
 
@@ -217,12 +224,21 @@ def text_token_counter(tokenizer: str) -> Callable[[str], int]:
     the trainer encodes them) with the project's tokenizer loader (`datamix.tokenizer.load_tokenizer`,
     the one the trainer uses): a `.gguf` file, a `tokenizer.model` folder as Vicuna v1.5 publishes it,
     or any Hugging Face tokenizer folder / hub id. Needs the [train] extra (transformers, sentencepiece)."""
+    import re
+
     from datamix.tokenizer import load_tokenizer
 
+    local = Path(tokenizer).expanduser()
+    hub_id = re.fullmatch(r"[\w.-]+(/[\w.-]+)?", tokenizer) is not None and not tokenizer.startswith(".")
+    if not local.exists() and not hub_id:
+        raise UsageError("--tokenizer: no such file or folder", path=tokenizer)
     try:
         tok = load_tokenizer(tokenizer)
     except ImportError as e:  # pragma: no cover - depends on the install
         raise BuildError(f"--tokenizer needs the [train] extra (transformers, sentencepiece, protobuf): {e}") from e
+    except Exception as e:  # noqa: BLE001 - transformers raises many types for a folder it cannot use
+        first = (str(e) or type(e).__name__).splitlines()[0]
+        raise UsageError(f"--tokenizer: cannot load a tokenizer ({type(e).__name__}: {first})", path=tokenizer) from None
     return lambda text: len(tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
 
@@ -284,22 +300,104 @@ def write_mix(
     here. `presize` stores presized images (module docstring). Returns the final summary.
     """
     out = Path(out)
+    with out_lock(out):
+        return _write_mix_locked(
+            out, recipe_name, samples, images_root, summary=summary, max_samples=max_samples,
+            max_bytes=max_bytes, jobs=jobs, tokenizer=tokenizer, presize=presize, force=force, on_shard=on_shard,
+        )
+
+
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def out_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the output folder (`<out>/.lock`, `flock`) while a build writes
+    into it: a second build into the same folder fails at once with a `UsageError` instead of
+    racing the first. The lock dies with the process (a killed build does not leave it held); the
+    file is removed when the build ends."""
+    import fcntl
+
+    if out.exists() and not out.is_dir():
+        raise UsageError("--out is a file, not a folder", path=out)
+    key = os.path.abspath(out)
+    if key in _HELD:  # this process holds it already (build() locks before its long reads)
+        yield
+        return
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError(
+                "another build is writing into this folder (it holds the lock); wait for it or use another --out",
+                path=out,
+            ) from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file as we opened it: lock the new one
+    _HELD.add(key)
+    try:
+        yield
+    finally:
+        _HELD.discard(key)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # a build that failed before writing anything leaves no empty folder
+
+
+_HELD: set[str] = set()  # output folders this process has locked
+
+
+def _write_mix_locked(
+    out: Path,
+    recipe_name: str,
+    samples: Sequence[Sample],
+    images_root: Path,
+    *,
+    summary: dict[str, Any],
+    max_samples: int,
+    max_bytes: int | None,
+    jobs: int,
+    tokenizer: str | None,
+    presize: PresizeSpec | None,
+    force: bool,
+    on_shard: Callable[[int, int], None] | None,
+) -> dict[str, Any]:
     writer = MixWriter(out)
     ranges = plan_shards(samples, images_root, max_samples=max_samples, max_bytes=max_bytes)
     digest = plan_digest(recipe_name, samples, ranges, presize)
     plan_path = out / "plan.json"
     if plan_path.exists():
-        old = json.loads(plan_path.read_text(encoding="utf-8"))
+        try:
+            old = json.loads(plan_path.read_text(encoding="utf-8"))
+            if not isinstance(old, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as e:
+            if not force:
+                raise BuildError(f"{plan_path}: unreadable ({e}); use --force to replace the build") from None
+            old = {}
         if old.get("digest") != digest:
             if not force:
                 raise BuildError(
-                    f"{out} holds a different build (plan {old.get('digest', '?')[:12]}); use --force to replace it"
+                    f"{out} holds a different build (plan {str(old.get('digest', '?'))[:12]}); use --force to replace it"
                 )
-            writer.clear("summary.json")
+            writer.clear("summary.json", names=(recipe_name, str(old.get("recipe") or "")))
     elif writer.has_output():
         if not force:
             raise BuildError(f"{out} already holds shards from another build; use --force to replace it")
-        writer.clear()
+        writer.clear(names=(recipe_name,))
     writer.prepare()
     write_json_atomic(plan_path, {"digest": digest, "recipe": recipe_name, "shards": len(ranges), "samples": len(samples)})
 
@@ -316,10 +414,11 @@ def write_mix(
     try:
         if jobs > 1 and len(todo) > 1:
             with ProcessPoolExecutor(
-                max_workers=jobs, initializer=_init_worker, initargs=(tokenizer, presize)
+                max_workers=jobs, initializer=_init_worker, initargs=(tokenizer, presize, os.getpid())
             ) as pool:
                 for _ in pool.map(_write_shard_job, todo):
                     done += 1
+                    kill_point(f"shards:{done - skipped}")  # test hook (datamix.proc)
                     if on_shard:
                         on_shard(done, len(names))
         else:
@@ -327,11 +426,15 @@ def write_mix(
             for job in todo:
                 worker.write(job)
                 done += 1
+                kill_point(f"shards:{done - skipped}")  # test hook (datamix.proc)
                 if on_shard:
                     on_shard(done, len(names))
     except MixIOError as e:
         raise BuildError(str(e)) from None
+    except BrokenProcessPool as e:
+        raise BuildError(f"{out}: a shard-writing process died ({e}); rerun to resume") from None
 
+    kill_point("before-manifest")  # test hook (datamix.proc)
     manifest = writer.write_manifest(names)
     shard_bytes = sum(writer.shard_path(n).stat().st_size for n in names)
     presize_summary = None
@@ -356,6 +459,7 @@ def write_mix(
         "schema_version": SCHEMA_VERSION,
         "presize": presize_summary,
     }
+    kill_point("before-summary")  # test hook (datamix.proc)
     write_json_atomic(out / "summary.json", final)
     writer.finish()
     log.info("%s: %d samples in %d shards (%d resumed)", out, manifest.num_rows, len(names), skipped)

@@ -121,9 +121,9 @@ def _spm_pieces(path: Path) -> tuple[list[str], list[float], int, int]:
         from sentencepiece import sentencepiece_model_pb2
     except ImportError as e:  # pragma: no cover - depends on the install
         raise ImportError(f"{path}: reading tokenizer.model needs `sentencepiece` and `protobuf` (the [train] extra)") from e
-    proto = sentencepiece_model_pb2.ModelProto()
+    proto = sentencepiece_model_pb2.ModelProto()  # type: ignore[attr-defined]
     proto.ParseFromString(path.read_bytes())
-    if proto.trainer_spec.model_type != sentencepiece_model_pb2.TrainerSpec.BPE:
+    if proto.trainer_spec.model_type != sentencepiece_model_pb2.TrainerSpec.BPE:  # type: ignore[attr-defined]
         raise ValueError(f"{path}: SentencePiece model type {proto.trainer_spec.model_type}; only BPE (LLaMA) is supported")
     if not proto.normalizer_spec.add_dummy_prefix or proto.normalizer_spec.remove_extra_whitespaces:
         raise ValueError(f"{path}: not a LLaMA-style SentencePiece model (dummy prefix, whitespace kept)")
@@ -254,7 +254,7 @@ def load_tokenizer(path: str | Path) -> Any:
         kind, vocab_file, folder = source
         legacy = read_legacy_flag(folder) if folder is not None else True
         backend = Tokenizer.from_str(_llama_backend_json(kind, vocab_file))
-        tok = PreTrainedTokenizerFast(
+        tok: Any = PreTrainedTokenizerFast(
             tokenizer_object=backend,
             bos_token="<s>",
             eos_token="</s>",

@@ -44,3 +44,16 @@ class RawWorld:
 @pytest.fixture
 def world(tmp_path: Path) -> RawWorld:
     return RawWorld(tmp_path / "root")
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """The tiny synthetic raw data of every source (seed 0), normalized, written once for the session.
+    Tests build into their own tmp_path (`build(..., out=...)`, `--out`) and leave this root as it is."""
+    from datamix.normalize import normalize
+    from datamix.synth import synth
+
+    root = tmp_path_factory.mktemp("tiny_root")
+    synth(root, scale="tiny", seed=0)
+    assert not [r for r in normalize(root=root) if "error" in r]
+    return root

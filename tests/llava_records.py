@@ -13,3 +13,8 @@ def h(v: str) -> dict:
 
 def g(v: str) -> dict:
     return {"from": "gpt", "value": v}
+
+
+def exchange(id: str, image: str, question: str, answer: str) -> dict:
+    """A release record of one question and its answer about `image`."""
+    return {"id": id, "image": image, "conversations": [h(question), g(answer)]}

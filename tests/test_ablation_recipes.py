@@ -15,9 +15,7 @@ from typer.testing import CliRunner
 from datamix.cli import app
 from datamix.formats import MCQ_SUFFIX, SHORT_ANSWER_SUFFIX
 from datamix.llava_json import export_llava_json, read_llava_json
-from datamix.normalize import normalize
 from datamix.recipe import load_recipe, recipe_dir
-from datamix.synth import synth
 
 REPO = Path(__file__).resolve().parent.parent
 LADDER = [
@@ -74,14 +72,6 @@ def test_last_rung_is_the_full_mix():
     last, full = load_recipe(LADDER[-1]), load_recipe("llava15_665k")
     assert last.sources == full.sources and last.expected() == full.expected()
     assert last.expected()["total"] == 665_298
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ablation_root")
-    synth(root, scale="tiny", seed=0)
-    assert not [r for r in normalize(root=root) if "error" in r]
-    return root
 
 
 @pytest.mark.parametrize("step", range(len(LADDER)))

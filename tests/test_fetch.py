@@ -56,6 +56,14 @@ def entry(
     return RemoteFile(source=source, url=f"https://{host}/d/{name}", **kw)
 
 
+def with_part(e: RemoteFile, layout: Layout, prefix: bytes) -> Path:
+    """Leave `prefix` in `e`'s .part file, as a killed download does; returns that file."""
+    part = fetch.part_path(e, layout)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(prefix)
+    return part
+
+
 def opts(srv: FileServer, **kw) -> FetchOptions:
     return FetchOptions(mirror=srv.url, backoff=0.001, timeout=5, chunk_size=16 * 1024, hf_token="", **kw)
 
@@ -139,9 +147,7 @@ def test_killed_run_part_file_is_resumed(layout):
 def test_complete_part_file_is_promoted_after_416(layout):
     data = blob(10_000, seed=13)
     e = entry("full.json", data)
-    part = fetch.part_path(e, layout)
-    part.parent.mkdir(parents=True)
-    part.write_bytes(data)  # killed after the last byte, before the rename
+    with_part(e, layout, data)  # killed after the last byte, before the rename
     with FileServer({f"/{HOST}/d/full.json": data}) as srv:
         [r] = fetch.download([e], layout, options=opts(srv))
         assert [g.header("Range") for g in srv.gets()] == ["bytes=10000-"]
@@ -152,9 +158,7 @@ def test_complete_part_file_is_promoted_after_416(layout):
 def test_server_ignoring_range_restarts_cleanly(layout):
     data = blob(30_000, seed=2)
     e = entry("c.json", data)
-    part = fetch.part_path(e, layout)
-    part.parent.mkdir(parents=True)
-    part.write_bytes(b"garbage" * 100)  # a stale prefix; the full 200 body replaces it
+    with_part(e, layout, b"garbage" * 100)  # a stale prefix; the full 200 body replaces it
     with FileServer({f"/{HOST}/d/c.json": data}) as srv:
         srv.fault(f"/{HOST}/d/c.json", "norange")
         [r] = fetch.download([e], layout, options=opts(srv))

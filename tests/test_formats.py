@@ -49,6 +49,12 @@ def g(value: str) -> dict[str, str]:
     return {"from": "gpt", "value": value}
 
 
+def conversation_item(source: str, id: str, image: str | None, *texts: str) -> ConversationItem:
+    """The item `<source>-0`: turns of `texts`, human and gpt in turn."""
+    turns = tuple(Turn(role=("human", "gpt")[i % 2], text=t) for i, t in enumerate(texts))
+    return ConversationItem(key=f"{source}-0", source=source, id=id, image=image, turns=turns)
+
+
 def vqa_item(qas, key="vqav2-0", source="vqav2") -> VQAItem:
     return VQAItem(
         key=key, source=source, id="000000000001", image="coco/train2017/000000000001.jpg", qas=tuple(qas)
@@ -90,17 +96,11 @@ def test_derived_seed_is_stable_and_separates_purposes():
 
 
 def test_conversation_image_moved_to_front():
-    item = ConversationItem(
-        key="llava_instruct-0",
-        source="llava_instruct",
-        id="000000000113",
-        image="coco/train2017/000000000113.jpg",
-        turns=(
-            Turn(role="human", text="What is this photo about'?\n<image>"),
-            Turn(role="gpt", text="A cat."),
-            Turn(role="human", text="Why?"),
-            Turn(role="gpt", text="It purrs."),
-        ),
+    item = conversation_item(
+        "llava_instruct",
+        "000000000113",
+        "coco/train2017/000000000113.jpg",
+        *("What is this photo about'?\n<image>", "A cat.", "Why?", "It purrs."),
     )
     assert format_conversation(item) == [
         [h("<image>\nWhat is this photo about'?"), g("A cat."), h("Why?"), g("It purrs.")]
@@ -116,15 +116,12 @@ def test_strip_image_token_matches_llava_preprocess_multimodal():
 
 
 def test_pretrain_keeps_instruction_and_placement():
-    item = ConversationItem(
-        key="llava_pretrain-0",
-        source="llava_pretrain",
-        id="004539375",
-        image="llava_pretrain/images/00453/004539375.jpg",
-        turns=(
-            Turn(role="human", text="Render a clear and concise summary of the photo.\n<image>"),
-            Turn(role="gpt", text="select luxury furniture 3 - inch gel memory foam mattress topper"),
-        ),
+    item = conversation_item(
+        "llava_pretrain",
+        "004539375",
+        "llava_pretrain/images/00453/004539375.jpg",
+        "Render a clear and concise summary of the photo.\n<image>",
+        "select luxury furniture 3 - inch gel memory foam mattress topper",
     )
     spec = SPEC_TYPES["llava_pretrain"](choose="all")
     assert format_item(item, spec, seed=0) == [
@@ -137,14 +134,7 @@ def test_pretrain_keeps_instruction_and_placement():
 
 def sharegpt_item() -> ConversationItem:
     texts = ["one two", "three four five", "six", "seven eight", "nine", "ten eleven twelve thirteen"]
-    roles = ["human", "gpt"] * 3
-    return ConversationItem(
-        key="sharegpt-0",
-        source="sharegpt",
-        id="wgByO4Y_0",
-        image=None,
-        turns=tuple(Turn(role=r, text=t) for r, t in zip(roles, texts, strict=True)),
-    )
+    return conversation_item("sharegpt", "wgByO4Y_0", None, *texts)
 
 
 def test_sharegpt_truncates_at_pair_boundary():

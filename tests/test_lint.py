@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import json
 import tarfile
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import typer
-from llava_records import MC, REC, REG, SA, g, h
+from llava_records import MC, REC, REG, SA, exchange, g, h
+from mix_helpers import add_member, write_mix
 from typer.testing import CliRunner
 
 from datamix.cli import lint_command, run_lint
@@ -175,7 +174,7 @@ def _text(*convs: dict) -> dict:
 
 
 def _mc(question: str, answer: str) -> dict:
-    return {"id": "x", "image": "coco/train2017/000000000001.jpg", "conversations": [h(question), g(answer)]}
+    return exchange("x", "coco/train2017/000000000001.jpg", question, answer)
 
 
 PLANTED = {
@@ -216,31 +215,13 @@ PLANTED = {
     "mc/answer": _mc("<image>\nWhat is it?\nA. cat\nB. dog\nC. cow\nD. pig" + MC, "E"),
     "mc/answer:not-letter": _mc("<image>\nWhat is it?\nA. cat\nB. dog\nC. cow\nD. pig" + MC, "cow"),
     "mc/options": _mc("<image>\nWhat is it?\nA. cat\nB. dog\nD. pig" + MC, "A"),
-    "box/format": {
-        "id": "x",
-        "image": "vg/VG_100K/1.jpg",
-        "conversations": [h("<image>\n" + REC + "a dog."), g("[0.1, 0.2, 0.3]")],
-    },
-    "box/format:word": {
-        "id": "x",
-        "image": "vg/VG_100K/1.jpg",
-        "conversations": [h("<image>\n" + REC + "a dog."), g("The dog is on the left.")],
-    },
-    "box/range": {
-        "id": "x",
-        "image": "vg/VG_100K/1.jpg",
-        "conversations": [h("<image>\n" + REG + "[0.1, 0.2, 1.2, 0.4]."), g("A dog.")],
-    },
-    "box/order": {
-        "id": "x",
-        "image": "vg/VG_100K/1.jpg",
-        "conversations": [h("<image>\n" + REG + "[0.5, 0.2, 0.3, 0.4]."), g("A dog.")],
-    },
-    "box/precision": {
-        "id": "x",
-        "image": "coco/train2017/000000000001.jpg",
-        "conversations": [h("<image>\n" + REC + "a dog."), g("[0.123, 0.2, 0.3, 0.4]")],
-    },
+    "box/format": exchange("x", "vg/VG_100K/1.jpg", "<image>\n" + REC + "a dog.", "[0.1, 0.2, 0.3]"),
+    "box/format:word": exchange("x", "vg/VG_100K/1.jpg", "<image>\n" + REC + "a dog.", "The dog is on the left."),
+    "box/range": exchange("x", "vg/VG_100K/1.jpg", "<image>\n" + REG + "[0.1, 0.2, 1.2, 0.4].", "A dog."),
+    "box/order": exchange("x", "vg/VG_100K/1.jpg", "<image>\n" + REG + "[0.5, 0.2, 0.3, 0.4].", "A dog."),
+    "box/precision": exchange(
+        "x", "coco/train2017/000000000001.jpg", "<image>\n" + REC + "a dog.", "[0.123, 0.2, 0.3, 0.4]"
+    ),
 }
 
 
@@ -256,7 +237,7 @@ def test_each_rule_catches_its_planted_record(case):
 
 
 def test_every_record_rule_has_a_planted_case():
-    planted = {case.split(":")[0] for case in PLANTED} | {"image/missing"}
+    planted = {case.split(":")[0] for case in PLANTED} | {"image/missing", "image/outside-root"}
     record_rules = {r for r in RULES if not r.startswith("mix/")}
     assert planted == record_rules
 
@@ -514,42 +495,17 @@ MANIFEST_SCHEMA = pa.schema(
 )
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = 0
-    tar.addfile(info, io.BytesIO(data))
-
-
 def build_mix(root: Path, samples: list[tuple[str, str, dict]], *, shard_size: int = 2) -> Path:
     """A mix folder: samples (key, source, LLaVA record) in `shard_size` tars + manifest.parquet."""
-    (root / "shards").mkdir(parents=True)
-    rows = []
-    for start in range(0, len(samples), shard_size):
-        shard = f"test-{start // shard_size:06d}.tar"
-        with tarfile.open(root / "shards" / shard, "w", format=tarfile.USTAR_FORMAT) as tar:
-            for key, source, record in samples[start : start + shard_size]:
-                sample = {**copy.deepcopy(record), "id": str(record["id"]), "source": source, "key": key}
-                _add(tar, f"{key}.json", json.dumps(sample).encode())
-                jpg = f"jpeg bytes of {record['image']}".encode() if "image" in record else None
-                if jpg is not None:
-                    _add(tar, f"{key}.jpg", jpg)
-                rows.append(
-                    {
-                        "key": key,
-                        "id": str(record["id"]),
-                        "source": source,
-                        "image": record.get("image"),
-                        "image_sha256": hashlib.sha256(jpg).hexdigest() if jpg is not None else None,
-                        "width": 640 if jpg is not None else None,
-                        "height": 480 if jpg is not None else None,
-                        "n_turns": len(record["conversations"]),
-                        "n_text_chars": sum(len(t["value"]) for t in record["conversations"]),
-                        "shard": shard,
-                    }
-                )
-    pq.write_table(pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), root / "manifest.parquet")
-    return root
+    return write_mix(
+        root,
+        [samples[start : start + shard_size] for start in range(0, len(samples), shard_size)],
+        image=lambda key, record: f"jpeg bytes of {record['image']}".encode(),
+        size=(640, 480),
+        shard_dir="",
+        schema=MANIFEST_SCHEMA,
+        tar_format=tarfile.USTAR_FORMAT,
+    )
 
 
 SAMPLES = [
@@ -569,7 +525,7 @@ def _rewrite_shard(
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
         for name, data in [*members, *add]:
             if name not in drop:
-                _add(tar, name, (replace or {}).get(name, data))
+                add_member(tar, name, (replace or {}).get(name, data))
 
 
 def test_clean_mix_folder_and_its_manifest(tmp_path):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import tarfile
 from pathlib import Path
@@ -11,7 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from llava_records import MC, REC, REG, SA, g, h
+from llava_records import MC, REC, REG, SA, exchange, g, h
+from mix_helpers import add_member, write_mix
 
 from datamix.fileio import iter_json_list
 from datamix.lint import lint_path
@@ -84,21 +83,13 @@ BY_SOURCE = {
             g("A bottle."),
         ],
     },
-    "vg": {
-        "id": "2345678",
-        "image": "vg/VG_100K/2345678.jpg",
-        "conversations": [h("<image>\n" + REG + "[0.47, 0.15, 0.52, 0.19]."), g("Basket.")],
-    },
-    "refcoco": {
-        "id": "000000581857",
-        "image": "coco/train2017/000000581857.jpg",
-        "conversations": [h("<image>\n" + REC + "lady."), g("[0.24, 0.47, 0.56, 0.75]")],
-    },
-    "llava_pretrain": {
-        "id": "004539375",
-        "image": "00453/004539375.jpg",
-        "conversations": [h("Render a clear and concise summary of the photo.\n<image>"), g("a mattress")],
-    },
+    "vg": exchange("2345678", "vg/VG_100K/2345678.jpg", "<image>\n" + REG + "[0.47, 0.15, 0.52, 0.19].", "Basket."),
+    "refcoco": exchange(
+        "000000581857", "coco/train2017/000000581857.jpg", "<image>\n" + REC + "lady.", "[0.24, 0.47, 0.56, 0.75]"
+    ),
+    "llava_pretrain": exchange(
+        "004539375", "00453/004539375.jpg", "Render a clear and concise summary of the photo.\n<image>", "a mattress"
+    ),
 }
 
 
@@ -202,39 +193,9 @@ def test_import_records_yields_sources_and_release_shape(tmp_path):
 # --- export ---------------------------------------------------------------------------------------------
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))
-
-
 def build_mix(root: Path, shards: list[list[tuple[str, str, dict]]], order: list[str]) -> Path:
     """Tars holding the given (key, source, record) samples; manifest rows in `order` (by key)."""
-    (root / "shards").mkdir(parents=True)
-    rows = {}
-    for n, samples in enumerate(shards):
-        shard = f"shards/test-{n:06d}.tar"
-        with tarfile.open(root / shard, "w") as tar:
-            for key, source, record in samples:
-                sample = {**record, "id": str(record["id"]), "source": source, "key": key}
-                _add(tar, f"{key}.json", json.dumps(sample).encode())
-                jpg = key.encode() if "image" in record else None
-                if jpg is not None:
-                    _add(tar, f"{key}.jpg", jpg)
-                rows[key] = {
-                    "key": key,
-                    "id": str(record["id"]),
-                    "source": source,
-                    "image": record.get("image"),
-                    "image_sha256": hashlib.sha256(jpg).hexdigest() if jpg is not None else None,
-                    "width": 8 if jpg is not None else None,
-                    "height": 8 if jpg is not None else None,
-                    "n_turns": len(record["conversations"]),
-                    "n_text_chars": sum(len(t["value"]) for t in record["conversations"]),
-                    "shard": shard,
-                }
-    pq.write_table(pa.Table.from_pylist([rows[k] for k in order]), root / "manifest.parquet")
-    return root
+    return write_mix(root, shards, order=order)
 
 
 def _mix(tmp_path: Path) -> Path:
@@ -404,7 +365,7 @@ def test_tar_members_agrees_with_tarfile(tmp_path, fmt):
         for n, name in enumerate(names):
             if fmt == tarfile.USTAR_FORMAT and len(name) > 100:
                 continue
-            _add(tar, name, b"z" * (n * 300))
+            add_member(tar, name, b"z" * (n * 300))
         tar.addfile(tarfile.TarInfo("folder/"))  # not a regular file
     with tarfile.open(path) as tar:
         expected = [(i.name, i.offset_data, i.size) for i in tar if i.isfile()]
@@ -415,8 +376,8 @@ def test_tar_members_agrees_with_tarfile(tmp_path, fmt):
 def test_tar_members_reports_a_truncated_archive(tmp_path):
     path = tmp_path / "s.tar"
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
-        _add(tar, "a-0.json", b"{}")
-        _add(tar, "a-0.jpg", b"j" * 5000)
+        add_member(tar, "a-0.json", b"{}")
+        add_member(tar, "a-0.jpg", b"j" * 5000)
     path.write_bytes(path.read_bytes()[:3000])
     with open(path, "rb") as f, pytest.raises(tarfile.TarError):
         tar_members(f)

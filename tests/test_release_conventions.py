@@ -38,8 +38,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from datamix.build import build, import_llava
 from datamix.formats import format_item, format_refcoco
 from datamix.lint import lint_path, lint_records
@@ -330,23 +328,12 @@ def _all_of(recipe):
     return parse_recipe(data)
 
 
-@pytest.fixture(scope="module")
-def synth_root(tmp_path_factory) -> Path:
-    from datamix.normalize import normalize
-    from datamix.synth import synth
-
-    root = tmp_path_factory.mktemp("synth")
-    synth(root, scale="tiny", seed=0)
-    assert not [r for r in normalize(root=root) if "error" in r]
-    return root
-
-
-def test_release_and_fixed_recipes_build_and_lint_clean(synth_root, tmp_path):
+def test_release_and_fixed_recipes_build_and_lint_clean(tiny_root, tmp_path):
     outs: dict[str, list[dict]] = {}
     for recipe in (RELEASE, FIXED):
         path = tmp_path / f"{recipe.name}.yaml"
         path.write_text(json.dumps(_all_of(recipe).model_dump(mode="json")))
-        build(path, synth_root, out=tmp_path / recipe.name)
+        build(path, tiny_root, out=tmp_path / recipe.name)
         exported = tmp_path / f"{recipe.name}.json"
         export_llava_json(tmp_path / recipe.name, exported)
         assert lint_path(tmp_path / recipe.name).clean and lint_path(exported).clean

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 from PIL import Image
 
+from datamix.fileio import BadRecord
 from datamix.schema import ITEM_TYPES, Drop, DropReason, Item, Kind
 from datamix.sources._fields import RecordError
 
@@ -128,6 +129,7 @@ class ImageIndex:
     def __init__(self, images_root: Path):
         self.root = Path(images_root)
         self._dirs: dict[str, dict[str, int]] = {}
+        self._headers: dict[str, str | None] = {}  # rel -> why its header is unusable (None: fine)
 
     def _listing(self, folder: str) -> dict[str, int]:
         listing = self._dirs.get(folder)
@@ -149,12 +151,22 @@ class ImageIndex:
         return self._listing(folder).get(name)
 
     def check(self, rel: str) -> None:
-        """Raise RecordError unless the image exists and is not empty."""
+        """Raise RecordError unless the image exists, is not empty and its header is an image's
+        (`datamix.imaging.header_problem`: not a text file named `.jpg`, not a decompression bomb),
+        so that the build never meets such a file. Each image's header is read once."""
         size = self.size(rel)
         if size is None:
             raise RecordError(DropReason.IMAGE_MISSING, f"image not found: images/{rel}")
         if size == 0:
             raise RecordError(DropReason.IMAGE_EMPTY, f"image file is empty: images/{rel}")
+        if rel in self._headers:
+            problem = self._headers[rel]
+        else:
+            from datamix.imaging import header_problem  # numpy: only once images are checked
+
+            problem = self._headers[rel] = header_problem(self.root / rel)
+        if problem is not None:
+            raise RecordError(DropReason.IMAGE_UNDECODABLE, f"images/{rel}: {problem}")
 
     def decode_size(self, rel: str) -> tuple[int, int]:
         """Check the image exists and fully decodes (truncated files fail); return (width, height).
@@ -361,6 +373,8 @@ class Source(abc.ABC):
                 yield self._stamp(ctx, draft)
 
     def _record(self, ctx: Context, parse: ParseFn, record: Any) -> Draft | Part | None:
+        if type(record) is BadRecord:  # a record that did not decode: a drop, the next one goes on
+            raise RecordError(DropReason.BAD_JSON, record.message)
         out = parse(ctx, record)
         if type(out) is Draft:
             self._check_image(ctx, out)

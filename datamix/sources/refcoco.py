@@ -118,7 +118,7 @@ class RefCOCO(Source):
             ds_sizes: _Sizes = {}
             boxes: _Boxes = {}
             images = expect_list(inst_path, inst.get("images"), "'images'")
-            entries = ((f"images[{i}]", im) for i, im in enumerate(images))
+            entries: Iterator[tuple[Any, Any]] = ((f"images[{i}]", im) for i, im in enumerate(images))
             yield Records(inst_file, entries, partial(self._size, ds_sizes), progress=False)
             annotations = expect_list(inst_path, inst.get("annotations"), "'annotations'")
             entries = ((f"annotations[{i}]", ann) for i, ann in enumerate(annotations))
@@ -147,7 +147,8 @@ class RefCOCO(Source):
         bbox = require(ann, "bbox", list)
         if len(bbox) != 4 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox):
             raise RecordError(DropReason.BAD_BOX, f"bbox {bbox!r} is not four numbers")
-        boxes[require(ann, "id", int)] = (require(ann, "image_id", int), tuple(float(v) for v in bbox))
+        x, y, w, h = (float(v) for v in bbox)
+        boxes[require(ann, "id", int)] = (require(ann, "image_id", int), (x, y, w, h))
 
     @staticmethod
     def _ref(

@@ -37,6 +37,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from datamix.errors import UsageError
 from datamix.fileio import atomic_path
 from datamix.sources import SOURCE_NAMES
 from datamix.synth.demo import SCALES, write_demo
@@ -89,7 +90,7 @@ PROFILES = ("demo", "volume")
 SOURCES = SOURCE_NAMES  # the registry's names (datamix.sources)
 
 
-class SynthError(Exception):
+class SynthError(UsageError):
     """`synth` cannot run here (a root that holds data it did not write)."""
 
 

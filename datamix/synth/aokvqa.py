@@ -14,7 +14,6 @@ import copy
 import random
 from typing import Any
 
-from datamix.paths import coco_image
 from datamix.schema import DropReason
 from datamix.sources.aokvqa import FILE
 from datamix.synth.bulk import Bulk, js, shortuuid
@@ -27,7 +26,6 @@ from datamix.synth.scene import (
     World,
     article,
     capitalize,
-    plant,
     things_phrase,
 )
 
@@ -89,12 +87,15 @@ def _aokvqa_question(rng: random.Random, scene: Scene) -> dict[str, Any]:
     }
 
 
-def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
+#: The demo profile's size at each scale (images; `datamix.synth.demo`).
+DEMO_SIZES = {"tiny": 10, "small": 400}
+
+
+def write_demo(world: World, n: int) -> int:
     rng = world.rng(SOURCE)
-    ids = sorted(rng.sample(pool, n))
+    ids = world.coco_sample(rng, n)
     records: list[dict[str, Any]] = []
-    for image_id in [*ids, ghosts[3]]:
-        scene = world.scene("coco", image_id, coco_image(image_id) if image_id != ghosts[3] else None)
+    for image_id, scene in world.coco_scenes(ids, ghost=3):
         for _ in range(2 if rng.random() < 0.1 else 1):
             rec = _aokvqa_question(rng, scene)
             rec["image_id"] = image_id
@@ -105,10 +106,7 @@ def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
     bad.update(
         choices=", ".join(bad["choices"]), question_id="".join(rng.choice(SHORTUUID) for _ in range(22))
     )
-    plant(rng, records, [bad])
-    world.expect_drop(SOURCE, DropReason.IMAGE_MISSING)
-    world.expect_drop(SOURCE, DropReason.BAD_TYPE)
-    world.write_json(SOURCE, FILE, records)
+    world.write_planted(SOURCE, FILE, rng, records, [bad], (DropReason.IMAGE_MISSING, DropReason.BAD_TYPE))
     return len(ids) + 1
 
 
@@ -119,10 +117,8 @@ def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
 def write_volume(w: Bulk) -> None:
     src = SOURCE
     rng = w.rng(src)
-    w.place_coco()
     n_img, n_q = w.n("aokvqa_images"), w.n("aokvqa_questions")
-    images = sorted(rng.sample(w.coco_pool, n_img))
-    twice = set(rng.sample(range(n_img), max(0, n_q - n_img)))
+    images, twice = w.coco_images(rng, n_img), w.twice(rng, n_img, n_q)
     qp = [js(q) for q in w.q_pool]
     words = w.short_answers
 

@@ -267,6 +267,26 @@ class Bulk:
     def out(self, source: str, name: str) -> Out:
         return Out(self.raw / source / name)
 
+    def finish(self, source: str, files: dict[Out, str], items: int, samples: int | None = None) -> None:
+        """End each open file with its closing text and close it; record the items normalize must
+        make of `source` and the samples the recipes select (default: one per item)."""
+        for out, tail in files.items():
+            out.w(tail)
+            out.close()
+        self.expected_items[source] = items
+        self.mix_counts[source] = items if samples is None else samples
+
+    def coco_images(self, rng: random.Random, n_img: int, pool: list[int] | None = None) -> list[int]:
+        """Link the COCO pictures (`place_coco`) and draw `n_img` of `pool` (default: the train2017
+        pool), in id order."""
+        self.place_coco()
+        return sorted(rng.sample(self.coco_pool if pool is None else pool, n_img))
+
+    @staticmethod
+    def twice(rng: random.Random, n_img: int, n_q: int) -> set[int]:
+        """Which of `n_img` pictures get a second question, for `n_q` questions in all."""
+        return set(rng.sample(range(n_img), max(0, n_q - n_img)))
+
     def place_coco(self) -> None:
         """Link every COCO train2017 picture (once, whichever COCO source asks first)."""
         if self._coco_placed:

@@ -1,66 +1,53 @@
 """The demo profile: drawn scenes at two fixed scales (tiny for the tests, small for `make demo`).
 
-Every source's writer (`datamix/synth/<source>.py`, `write_demo`) draws the pictures it annotates
-through one shared `World`, so the COCO-based sources share pictures (and ids) as real COCO does and
-GQA reuses some VG pictures. The order of the writers below is part of the output: each draws from
-its own seeded generator, but pictures shared between sources are saved by whichever writer comes
-first.
+Every source's writer (its descriptor's `synth_writer()`, `datamix/synth/<source>.py`:
+`write_demo(world, n)` and `DEMO_SIZES`) draws the pictures it annotates through one shared `World`,
+so the COCO-based sources share pictures (and ids) as real COCO does and GQA reuses some VG pictures.
+The order of the writers is part of the output: each draws from its own seeded generator, but
+pictures shared between sources are saved by whichever writer comes first. It is the registry's
+order, except that a writer runs after those it needs (`DEMO_NEEDS`: GQA after VG).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from datamix.schema import DropReason
-from datamix.synth import (
-    aokvqa,
-    gqa,
-    llava_instruct,
-    llava_pretrain,
-    ocrvqa,
-    okvqa,
-    refcoco,
-    sharegpt,
-    textcaps,
-    vg,
-    vqav2,
-)
+from datamix.sources import SOURCE_NAMES, get_source
 from datamix.synth.scene import World
 
 SCALES = ("tiny", "small")
 
-# units per source: conversation records (sharegpt) or images (all others); coco_pool = distinct
-# COCO pictures the COCO-based sources draw from (they overlap, as in real COCO)
+#: Distinct COCO pictures the COCO-based sources draw from (they overlap, as in real COCO).
+COCO_POOL = {"tiny": 40, "small": 3000}
+
+
+def _writer(name: str) -> ModuleType:
+    return get_source(name).synth_writer()
+
+
+def _writer_order() -> tuple[str, ...]:
+    """The registry's order, each writer after the writers it needs (`DEMO_NEEDS`)."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name not in order:
+            for need in getattr(_writer(name), "DEMO_NEEDS", ()):
+                visit(need)
+            order.append(name)
+
+    for name in SOURCE_NAMES:
+        visit(name)
+    return tuple(order)
+
+
+WRITER_ORDER = _writer_order()
+# units per source (each writer's DEMO_SIZES): conversation records (sharegpt) or images (all others)
 SIZES: dict[str, dict[str, int]] = {
-    "tiny": {
-        "coco_pool": 40,
-        "llava_instruct": 12,
-        "sharegpt": 16,
-        "vqav2": 20,
-        "gqa": 20,
-        "okvqa": 10,
-        "aokvqa": 10,
-        "ocrvqa": 16,
-        "textcaps": 10,
-        "vg": 14,
-        "refcoco": 10,
-        "llava_pretrain": 20,
-    },
-    "small": {
-        "coco_pool": 3000,
-        "llava_instruct": 400,
-        "sharegpt": 300,
-        "vqav2": 2000,
-        "gqa": 2000,
-        "okvqa": 300,
-        "aokvqa": 400,
-        "ocrvqa": 400,
-        "textcaps": 300,
-        "vg": 500,
-        "refcoco": 400,
-        "llava_pretrain": 3000,
-    },
+    scale: {"coco_pool": COCO_POOL[scale], **{s: _writer(s).DEMO_SIZES[scale] for s in SOURCE_NAMES}}
+    for scale in SCALES
 }
 
 
@@ -82,20 +69,13 @@ def write_demo(root: Path, scale: str, seed: int) -> DemoResult:
     # named by annotations but never written (image_missing drops)
     rng = world.rng("coco-pool")
     chosen = rng.sample(range(9, 581_930), sizes["coco_pool"] + 5)
-    pool, ghosts = sorted(chosen[: sizes["coco_pool"]]), chosen[sizes["coco_pool"] :]
+    world.coco_pool, world.coco_ghosts = sorted(chosen[: sizes["coco_pool"]]), chosen[sizes["coco_pool"] :]
 
-    counts: dict[str, int] = {}
-    counts["llava_instruct"] = llava_instruct.write_demo(world, sizes["llava_instruct"], pool, ghosts)
-    counts["sharegpt"] = sharegpt.write_demo(world, sizes["sharegpt"])
-    counts["vqav2"] = vqav2.write_demo(world, sizes["vqav2"], pool, ghosts)
-    counts["vg"], vg_ids = vg.write_demo(world, sizes["vg"])
-    counts["gqa"] = gqa.write_demo(world, sizes["gqa"], vg_ids)
-    counts["okvqa"] = okvqa.write_demo(world, sizes["okvqa"], pool, ghosts)
-    counts["aokvqa"] = aokvqa.write_demo(world, sizes["aokvqa"], pool, ghosts)
-    counts["ocrvqa"] = ocrvqa.write_demo(world, sizes["ocrvqa"])
-    counts["textcaps"] = textcaps.write_demo(world, sizes["textcaps"])
-    counts["refcoco"] = refcoco.write_demo(world, sizes["refcoco"], pool, ghosts)
-    counts["llava_pretrain"] = llava_pretrain.write_demo(world, sizes["llava_pretrain"])
+    counts = {name: _writer(name).write_demo(world, sizes[name]) for name in WRITER_ORDER}
+    # evaluation benchmarks with planted overlaps, under ROOT/benchmarks/ only, from their own generators
+    from datamix.synth import benchmarks as synth_benchmarks
+
+    synth_benchmarks.write_demo(root, scale, seed)
     return DemoResult(
         counts=counts,
         images=world.n_images,

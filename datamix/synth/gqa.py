@@ -23,6 +23,38 @@ from datamix.synth.scene import COLORS, SHAPES, Scene, World, choices, new_vg_id
 SOURCE = "gqa"
 
 
+_TYPE_KEYS = ("structural", "semantic", "detailed")
+_ANNOTATION_KEYS = ("answer", "question", "fullAnswer")
+
+
+def _question(
+    question: str,
+    answer: str,
+    full: str,
+    group: tuple[str | None, str],
+    types: tuple[str, str, str],
+    steps: list[tuple[str, str]],
+    semantic_str: str,
+    annotations: tuple[dict[str, str], dict[str, str], dict[str, str]],
+) -> dict[str, Any]:
+    """One GQA question record (without its id), its keys in the release's order. `group`: (global,
+    local); `steps`: the semantic program's (operation, argument), each depending on the one before;
+    `annotations`: the object ids named in the answer, the question and the full answer."""
+    return {
+        "question": question,
+        "answer": answer,
+        "fullAnswer": full,
+        "groups": {"global": group[0], "local": group[1]},
+        "types": dict(zip(_TYPE_KEYS, types, strict=True)),
+        "semantic": [
+            {"operation": op, "dependencies": [k - 1] if k else [], "argument": arg}
+            for k, (op, arg) in enumerate(steps)
+        ],
+        "semanticStr": semantic_str,
+        "annotations": dict(zip(_ANNOTATION_KEYS, annotations, strict=True)),
+    }
+
+
 def _gqa_questions(rng: random.Random, scene: Scene) -> list[dict[str, Any]]:
     """GQA-style question records (without their ids) about a scene."""
     objs = {s: str(rng.randint(100000, 3999999)) for s in scene.shapes}
@@ -30,106 +62,90 @@ def _gqa_questions(rng: random.Random, scene: Scene) -> list[dict[str, Any]]:
     for s in scene.shapes:
         o = objs[s]
         out.append(
-            {
-                "question": f"What color is the {s.kind}?",
-                "answer": s.color,
-                "fullAnswer": f"The {s.kind} is {s.color}.",
-                "groups": {"global": None, "local": f"10q-{s.kind}_color"},
-                "types": {"structural": "query", "semantic": "attr", "detailed": "colorObj"},
-                "semantic": [
-                    {"operation": "select", "dependencies": [], "argument": f"{s.kind} ({o})"},
-                    {"operation": "query", "dependencies": [0], "argument": "color"},
-                ],
-                "semanticStr": f"select: {s.kind} ({o})->query: color [0]",
-                "annotations": {"answer": {}, "question": {"4": o}, "fullAnswer": {"1": o}},
-            }
+            _question(
+                f"What color is the {s.kind}?",
+                s.color,
+                f"The {s.kind} is {s.color}.",
+                (None, f"10q-{s.kind}_color"),
+                ("query", "attr", "colorObj"),
+                [("select", f"{s.kind} ({o})"), ("query", "color")],
+                f"select: {s.kind} ({o})->query: color [0]",
+                ({}, {"4": o}, {"1": o}),
+            )
         )
     kind = rng.choice(SHAPES)
     present = next((s for s in scene.shapes if s.kind == kind), None)
     out.append(
-        {
-            "question": f"Is there a {kind}?",
-            "answer": "yes" if present else "no",
-            "fullAnswer": f"Yes, there is a {kind}." if present else f"No, there are no {kind}s.",
-            "groups": {"global": None, "local": f"13-{kind}"},
-            "types": {"structural": "verify", "semantic": "obj", "detailed": "exist"},
-            "semantic": [
-                {
-                    "operation": "select",
-                    "dependencies": [],
-                    "argument": f"{kind} ({objs[present]})" if present else f"{kind} (-)",
-                },
-                {"operation": "exist", "dependencies": [0], "argument": "?"},
-            ],
-            "semanticStr": f"select: {kind} ({objs[present] if present else '-'})->exist: ? [0]",
-            "annotations": {
-                "answer": {},
-                "question": {"3": objs[present]} if present else {},
-                "fullAnswer": {},
-            },
-        }
+        _question(
+            f"Is there a {kind}?",
+            "yes" if present else "no",
+            f"Yes, there is a {kind}." if present else f"No, there are no {kind}s.",
+            (None, f"13-{kind}"),
+            ("verify", "obj", "exist"),
+            [("select", f"{kind} ({objs[present]})" if present else f"{kind} (-)"), ("exist", "?")],
+            f"select: {kind} ({objs[present] if present else '-'})->exist: ? [0]",
+            ({}, {"3": objs[present]} if present else {}, {}),
+        )
     )
     s = rng.choice(scene.shapes)
     other = rng.choice([c for c in COLORS if c != s.color])
     asked = s.color if rng.random() < 0.5 else other
     yes = asked == s.color
     out.append(
-        {
-            "question": f"Is the {s.kind} {asked}?",
-            "answer": "yes" if yes else "no",
-            "fullAnswer": f"Yes, the {s.kind} is {s.color}." if yes else f"No, the {s.kind} is {s.color}.",
-            "groups": {"global": None, "local": f"06-{s.kind}_{asked}"},
-            "types": {"structural": "verify", "semantic": "attr", "detailed": "verifyAttr"},
-            "semantic": [
-                {"operation": "select", "dependencies": [], "argument": f"{s.kind} ({objs[s]})"},
-                {"operation": f"verify color: {asked}", "dependencies": [0], "argument": asked},
-            ],
-            "semanticStr": f"select: {s.kind} ({objs[s]})->verify color: {asked} [0]",
-            "annotations": {"answer": {}, "question": {"2": objs[s]}, "fullAnswer": {"2": objs[s]}},
-        }
+        _question(
+            f"Is the {s.kind} {asked}?",
+            "yes" if yes else "no",
+            f"Yes, the {s.kind} is {s.color}." if yes else f"No, the {s.kind} is {s.color}.",
+            (None, f"06-{s.kind}_{asked}"),
+            ("verify", "attr", "verifyAttr"),
+            [("select", f"{s.kind} ({objs[s]})"), (f"verify color: {asked}", asked)],
+            f"select: {s.kind} ({objs[s]})->verify color: {asked} [0]",
+            ({}, {"2": objs[s]}, {"2": objs[s]}),
+        )
     )
     for s in scene.shapes:
         a, b = choices(rng, s.kind, SHAPES)
         out.append(
-            {
-                "question": f"Which is {s.color}, the {a} or the {b}?",
-                "answer": s.kind,
-                "fullAnswer": f"The {s.kind} is {s.color}.",
-                "groups": {"global": None, "local": f"12-{a}_{b}"},
-                "types": {"structural": "choose", "semantic": "obj", "detailed": "chooseObj"},
-                "semantic": [
-                    {"operation": "select", "dependencies": [], "argument": f"shape ({objs[s]})"},
-                    {"operation": f"filter color: {s.color}", "dependencies": [0], "argument": s.color},
-                    {"operation": f"choose name: {a}|{b}", "dependencies": [1], "argument": f"{a}|{b}"},
+            _question(
+                f"Which is {s.color}, the {a} or the {b}?",
+                s.kind,
+                f"The {s.kind} is {s.color}.",
+                (None, f"12-{a}_{b}"),
+                ("choose", "obj", "chooseObj"),
+                [
+                    ("select", f"shape ({objs[s]})"),
+                    (f"filter color: {s.color}", s.color),
+                    (f"choose name: {a}|{b}", f"{a}|{b}"),
                 ],
-                "semanticStr": (
-                    f"select: shape ({objs[s]})->filter color: {s.color} [0]->choose name: {a}|{b} [1]"
-                ),
-                "annotations": {"answer": {"0": objs[s]}, "question": {}, "fullAnswer": {"1": objs[s]}},
-            }
+                f"select: shape ({objs[s]})->filter color: {s.color} [0]->choose name: {a}|{b} [1]",
+                ({"0": objs[s]}, {}, {"1": objs[s]}),
+            )
         )
     s = rng.choice(scene.shapes)
     out.append(
-        {
-            "question": f"Which shape is {s.color}?",
-            "answer": s.kind,
-            "fullAnswer": f"The {s.color} shape is a {s.kind}.",
-            "groups": {"global": "shape", "local": f"14-{s.color}_shape"},
-            "types": {"structural": "query", "semantic": "cat", "detailed": "categoryAttr"},
-            "semantic": [
-                {"operation": "select", "dependencies": [], "argument": f"shape ({objs[s]})"},
-                {"operation": f"filter color: {s.color}", "dependencies": [0], "argument": s.color},
-                {"operation": "query", "dependencies": [1], "argument": "name"},
-            ],
-            "semanticStr": f"select: shape ({objs[s]})->filter color: {s.color} [0]->query: name [1]",
-            "annotations": {"answer": {"0": objs[s]}, "question": {}, "fullAnswer": {"4": objs[s]}},
-        }
+        _question(
+            f"Which shape is {s.color}?",
+            s.kind,
+            f"The {s.color} shape is a {s.kind}.",
+            ("shape", f"14-{s.color}_shape"),
+            ("query", "cat", "categoryAttr"),
+            [("select", f"shape ({objs[s]})"), (f"filter color: {s.color}", s.color), ("query", "name")],
+            f"select: shape ({objs[s]})->filter color: {s.color} [0]->query: name [1]",
+            ({"0": objs[s]}, {}, {"4": objs[s]}),
+        )
     )
     rng.shuffle(out)
     return out
 
 
-def write_demo(world: World, n: int, vg_ids: list[int]) -> int:
+#: The demo profile's size at each scale (images; `datamix.synth.demo`).
+DEMO_SIZES = {"tiny": 20, "small": 2000}
+#: Writers whose demo output this one reads (`World.vg_ids`): they run first.
+DEMO_NEEDS = ("vg",)
+
+
+def write_demo(world: World, n: int) -> int:
+    vg_ids = world.vg_ids
     rng = world.rng(SOURCE)
     shared = rng.sample(vg_ids, min(len(vg_ids), n // 4))  # GQA reuses VG pictures
     n_prefixed = max(1, n // 100)
@@ -198,9 +214,9 @@ def write_volume(w: Bulk) -> None:
         names.add(f"n{rng.randint(100000, 599999)}")
     ids += sorted(names)
     rng.shuffle(ids)
-    for i in ids:
+    for name in ids:
         w.images.place(
-            f"{GQA_DIR}/{i}.jpg", aspect_key(*((800, 600) if int(i.lstrip("n")) % 3 else (600, 800)))
+            f"{GQA_DIR}/{name}.jpg", aspect_key(*((800, 600) if int(name.lstrip("n")) % 3 else (600, 800)))
         )
     for j in range(n_files - n_img):  # the rest of the 148,854 GQA pictures (not in train_balanced)
         w.images.place(f"{GQA_DIR}/{9_000_000 + j}.jpg", aspect_key(800, 600))
@@ -274,7 +290,4 @@ def write_volume(w: Bulk) -> None:
         o.w(", " + record(f"{nq + 100 + g}", f'"{9_900_000 + g}"', qpool[0], answers[0], g))
         o.w(", " + record(f"{nq + 200 + g}", f'"{9_900_000 + g}"', qpool[1], answers[1], g))
         w.expect_drop(src, DropReason.IMAGE_MISSING)
-    o.w("}")
-    o.close()
-    w.expected_items[src] = n_img
-    w.mix_counts[src] = n_img
+    w.finish(src, {o: "}"}, n_img)

@@ -26,7 +26,6 @@ from datamix.synth.scene import (
     World,
     article,
     join_words,
-    plant,
     things_phrase,
     where_phrase,
 )
@@ -132,9 +131,13 @@ def _llava_record(
     return rec
 
 
-def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
+#: The demo profile's size at each scale (images; `datamix.synth.demo`).
+DEMO_SIZES = {"tiny": 12, "small": 400}
+
+
+def write_demo(world: World, n: int) -> int:
     rng = world.rng(SOURCE)
-    ids = sorted(rng.sample(pool, n))
+    ids = world.coco_sample(rng, n)
     tasks: list[tuple[Callable[[random.Random, Scene], list[tuple[str, str]]], float]] = [
         (_instruct_conversation, 1.0),  # conversation_58k, detail_23k, complex_reasoning_77k, concatenated
         (_instruct_detail, 0.5),
@@ -148,7 +151,7 @@ def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
                 records.append(
                     _llava_record(f"{image_id:012d}", f"{image_id:012d}.jpg", make(rng, scene), rng)
                 )
-    ghost = ghosts[0]
+    ghost = world.coco_ghosts[0]
     ok = ids[0]
     bad = [
         _llava_record(
@@ -156,10 +159,7 @@ def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
         ),
         {"id": f"{ok:012d}", "image": f"{ok:012d}.jpg"},  # no conversations
     ]
-    plant(rng, records, bad)
-    world.expect_drop(SOURCE, DropReason.IMAGE_MISSING)
-    world.expect_drop(SOURCE, DropReason.MISSING_FIELD)
-    world.write_json(SOURCE, FILE, records)
+    world.write_planted(SOURCE, FILE, rng, records, bad, (DropReason.IMAGE_MISSING, DropReason.MISSING_FIELD))
     return len(records)
 
 
@@ -170,9 +170,8 @@ def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
 def write_volume(w: Bulk) -> None:
     src = SOURCE
     rng = w.rng(src)
-    w.place_coco()
     n_rec, n_img = w.n("llava_instruct_records"), w.n("llava_instruct_images")
-    images = sorted(rng.sample(w.coco_pool, n_img))
+    images = w.coco_images(rng, n_img)
     qf = [js("<image>\n" + q) for q in w.q_pool]
     qb = [js(q + "\n<image>") for q in w.q_pool]
     qp = [js(q) for q in w.q_pool]
@@ -202,29 +201,31 @@ def write_volume(w: Bulk) -> None:
         g = next(w.coco_ghosts)
         bad.append(f'{{"id": "{g:012d}", "image": "{g:012d}.jpg", "conversations": [{turns_json(rng)}]}}')
         w.expect_drop(src, DropReason.IMAGE_MISSING)
-    for _ in range(w.few(10)):
-        i = rng.choice(images)
-        bad.append(f'{{"id": "{i:012d}", "image": "{i:012d}.jpg"}}')
-        w.expect_drop(src, DropReason.MISSING_FIELD)
-    for _ in range(w.few(10)):
-        i = rng.choice(images)
-        bad.append(f'{{"id": "{i:012d}", "image": "{i:012d}.jpg", "conversations": "What is this?"}}')
-        w.expect_drop(src, DropReason.BAD_TYPE)
-    for _ in range(w.few(5)):
-        i = rng.choice(images)
-        bad.append(
-            f'{{"id": "{i:012d}", "image": "{i:012d}.jpg", "conversations": [{{"from": "gpt", "value": "Hi"}}, '
-            f'{{"from": "human", "value": "<image>\\nWhat?"}}]}}'
-        )
-        w.expect_drop(src, DropReason.NOT_ALTERNATING)
-    for _ in range(w.few(5)):
-        i = rng.choice(images)
-        bad.append(f'{{"id": [{i}], "image": "{i:012d}.jpg", "conversations": [{turns_json(rng)}]}}')
-        w.expect_drop(src, DropReason.BAD_TYPE)
-    for _ in range(w.few(5)):
-        i = rng.choice(images)
-        bad.append(f'{{"id": "{i:012d}", "image": "{coco_image(i)}", "conversations": [{turns_json(rng)}]}}')
-        w.expect_drop(src, DropReason.BAD_VALUE)
+    # (about 1 in `per` records, the drop, the record for a picture id i); in this order
+    kinds: list[tuple[int, DropReason, Callable[[int], str]]] = [
+        (10, DropReason.MISSING_FIELD, lambda i: f'{{"id": "{i:012d}", "image": "{i:012d}.jpg"}}'),
+        (
+            10,
+            DropReason.BAD_TYPE,
+            lambda i: f'{{"id": "{i:012d}", "image": "{i:012d}.jpg", "conversations": "What is this?"}}',
+        ),
+        (
+            5,
+            DropReason.NOT_ALTERNATING,
+            lambda i: f'{{"id": "{i:012d}", "image": "{i:012d}.jpg", "conversations": [{{"from": "gpt", '
+            f'"value": "Hi"}}, {{"from": "human", "value": "<image>\\nWhat?"}}]}}',
+        ),
+        (5, DropReason.BAD_TYPE, lambda i: f'{{"id": [{i}], "image": "{i:012d}.jpg", "conversations": [{turns_json(rng)}]}}'),
+        (
+            5,
+            DropReason.BAD_VALUE,
+            lambda i: f'{{"id": "{i:012d}", "image": "{coco_image(i)}", "conversations": [{turns_json(rng)}]}}',
+        ),
+    ]
+    for per, reason, record in kinds:
+        for _ in range(w.few(per)):
+            bad.append(record(rng.choice(images)))  # the picture first, then any turns
+            w.expect_drop(src, reason)
     bad_at = {p: b for p, b in zip(sorted(rng.sample(range(1, n_rec), len(bad))), bad, strict=True)}
     first = True
     for k in range(n_rec):
@@ -236,7 +237,4 @@ def write_volume(w: Bulk) -> None:
             + f'{{"id": "{i:012d}", "image": "{i:012d}.jpg", "conversations": [{turns_json(rng)}]}}'
         )
         first = False
-    o.w("]")
-    o.close()
-    w.expected_items[src] = n_rec
-    w.mix_counts[src] = n_rec
+    w.finish(src, {o: "]"}, n_rec)

@@ -16,7 +16,7 @@ from datamix.paths import LLAVA_PRETRAIN_DIR
 from datamix.schema import DropReason
 from datamix.sources.llava_pretrain import FILE
 from datamix.synth.bulk import Bulk, aspect_key, js, sentence
-from datamix.synth.scene import Scene, World, article, join_words, plant
+from datamix.synth.scene import Scene, World, article, join_words
 
 SOURCE = "llava_pretrain"
 
@@ -43,6 +43,10 @@ def _lcs_caption(rng: random.Random, scene: Scene) -> str:
     if form == 1:
         return " , ".join(names) + f" - {len(names)} shape{'s' if len(names) > 1 else ''} on white"
     return "illustration of " + join_words([article(x) for x in names])
+
+
+#: The demo profile's size at each scale (images; `datamix.synth.demo`).
+DEMO_SIZES = {"tiny": 20, "small": 3000}
 
 
 def write_demo(world: World, n: int) -> int:
@@ -75,10 +79,7 @@ def write_demo(world: World, n: int) -> int:
         },  # image missing
         {"id": records[-1]["id"], "image": records[-1]["image"]},  # no conversations
     ]
-    plant(rng, records, bad)
-    world.expect_drop(SOURCE, DropReason.IMAGE_MISSING)
-    world.expect_drop(SOURCE, DropReason.MISSING_FIELD)
-    world.write_json(SOURCE, FILE, records)
+    world.write_planted(SOURCE, FILE, rng, records, bad, (DropReason.IMAGE_MISSING, DropReason.MISSING_FIELD))
     return len(records)
 
 
@@ -134,7 +135,4 @@ def write_volume(w: Bulk) -> None:
                     f'[{{"from": "gpt", "value": "a caption"}}, {{"from": "human", "value": "<image>"}}]}}'
                 )
                 w.expect_drop(src, DropReason.NOT_ALTERNATING)
-    o.w("]")
-    o.close()
-    w.expected_items[src] = n_rec
-    w.mix_counts[src] = n_rec
+    w.finish(src, {o: "]"}, n_rec)

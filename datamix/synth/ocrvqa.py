@@ -151,6 +151,10 @@ def _draw_cover(rng: random.Random, title: str, author: str) -> Image.Image:
     return image
 
 
+#: The demo profile's size at each scale (images; `datamix.synth.demo`).
+DEMO_SIZES = {"tiny": 16, "small": 400}
+
+
 def write_demo(world: World, n: int) -> int:
     rng = world.rng(SOURCE)
     keys: list[str] = []
@@ -352,7 +356,4 @@ def write_volume(w: Bulk) -> None:
                 kind or "", "cover"
             ),
         )
-    o.w("}")
-    o.close()
-    w.expected_items[src] = kept
-    w.mix_counts[src] = w.sc(80_000)
+    w.finish(src, {o: "}"}, kept, w.sc(80_000))

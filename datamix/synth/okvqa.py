@@ -13,11 +13,11 @@ import json
 import random
 from typing import Any
 
-from datamix.paths import coco_image
 from datamix.schema import DropReason
 from datamix.sources.okvqa import ANNOTATIONS, QUESTIONS
 from datamix.synth.bulk import Bulk, js
 from datamix.synth.scene import CORNERS, FRUITS, NUM_WORDS, Scene, World
+from datamix.synth.vqav2 import VQA_LICENSE, vqa_info
 
 SOURCE = "okvqa"
 
@@ -34,22 +34,13 @@ _OK_QUESTION_TYPES = {
     "seven": "People and Everyday life",
     "three": "Objects, Material and Clothing",
 }
-_OK_INFO = {
-    "description": "This is v1.1 of the OK-VQA dataset.",
-    "url": "http://okvqa.allenai.org",
-    "version": "1.1",
-    "year": 2019,
-    "contributor": "OK-VQA Team",
-    "date_created": "2019-05-25 14:43:06",
-}
-_OK_LICENSE = {
-    "url": "http://creativecommons.org/licenses/by/4.0/",
-    "name": "Creative Commons Attribution 4.0 International License",
-}
+_OK_INFO = vqa_info(
+    "This is v1.1 of the OK-VQA dataset.", "http://okvqa.allenai.org", "1.1", 2019, "OK-VQA Team", "2019-05-25 14:43:06"
+)
 # the head fields both files share, as JSON text (volume profile)
 _OK_HEAD = json.dumps(
     {
-        "license": _OK_LICENSE,
+        "license": VQA_LICENSE,
         "data_subtype": "train2014",
         "question_types": _OK_QUESTION_TYPES,
         "info": _OK_INFO,
@@ -85,13 +76,16 @@ def _okvqa_qas(rng: random.Random, scene: Scene) -> list[tuple[str, str, list[tu
     return out
 
 
-def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
+#: The demo profile's size at each scale (images; `datamix.synth.demo`).
+DEMO_SIZES = {"tiny": 10, "small": 300}
+
+
+def write_demo(world: World, n: int) -> int:
     rng = world.rng(SOURCE)
-    ids = sorted(rng.sample(pool, n))
+    ids = world.coco_sample(rng, n)
     questions: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
-    for image_id in [*ids, ghosts[2]]:
-        scene = world.scene("coco", image_id, coco_image(image_id) if image_id != ghosts[2] else None)
+    for image_id, scene in world.coco_scenes(ids, ghost=2):
         for k, (q, qtype, answers) in enumerate(_okvqa_qas(rng, scene)):
             qid = image_id * 10 + k
             questions.append({"image_id": image_id, "question": q, "question_id": qid})
@@ -112,13 +106,13 @@ def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
     annotations[rng.randrange(len(annotations))].pop("answers")
     world.expect_drop(SOURCE, DropReason.MISSING_FIELD)
     world.expect_drop(SOURCE, DropReason.MISSING_ANNOTATION)
-    if any(a["image_id"] == ghosts[2] and "answers" in a for a in annotations):  # else no question is left
+    if any(a["image_id"] == world.coco_ghosts[2] and "answers" in a for a in annotations):  # else no question is left
         world.expect_drop(SOURCE, DropReason.IMAGE_MISSING)
     world.write_json(
         SOURCE,
         QUESTIONS,
         {
-            "license": _OK_LICENSE,
+            "license": VQA_LICENSE,
             "data_subtype": "train2014",
             "question_types": _OK_QUESTION_TYPES,
             "questions": questions,
@@ -131,7 +125,7 @@ def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
         SOURCE,
         ANNOTATIONS,
         {
-            "license": _OK_LICENSE,
+            "license": VQA_LICENSE,
             "data_subtype": "train2014",
             "question_types": _OK_QUESTION_TYPES,
             "annotations": annotations,
@@ -149,10 +143,8 @@ def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
 def write_volume(w: Bulk) -> None:
     src = SOURCE
     rng = w.rng(src)
-    w.place_coco()
     n_img, n_q = w.n("okvqa_images"), w.n("okvqa_questions")
-    images = sorted(rng.sample(w.train2014, n_img))
-    twice = set(rng.sample(range(n_img), max(0, n_q - n_img)))
+    images, twice = w.coco_images(rng, n_img, w.train2014), w.twice(rng, n_img, n_q)
     ans = w.answers10(rng, stem=True)
     qo, ao = w.out(src, QUESTIONS), w.out(src, ANNOTATIONS)
     qo.w("{" + _OK_HEAD + ', "task_type": "Open-Ended", "questions": [')
@@ -184,9 +176,4 @@ def write_volume(w: Bulk) -> None:
         qo.w(f', {{"image_id": {g}, "question": "What brand is this?", "question_id": {g * 10}}}')
         ao.w(", " + ann(g * 10, g))
         w.expect_drop(src, DropReason.IMAGE_MISSING)
-    qo.w("]}")
-    ao.w("]}")
-    qo.close()
-    ao.close()
-    w.expected_items[src] = n_img
-    w.mix_counts[src] = n_img
+    w.finish(src, {qo: "]}", ao: "]}"}, n_img)

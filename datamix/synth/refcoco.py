@@ -16,6 +16,7 @@ import json
 import math
 import pickle
 import random
+from typing import Any
 
 from datamix.fileio import atomic_path
 from datamix.paths import coco_image
@@ -56,6 +57,7 @@ _COCO_LICENSES = [
 
 def _polygon(shape: Shape) -> list[float]:
     x1, y1, x2, y2 = shape.box
+    pts: list[tuple[float, float]]
     if shape.kind == "square":
         pts = [(x1, y1), (x2, y1), (x2, y2), (x1, y2)]
     elif shape.kind == "triangle":
@@ -99,7 +101,12 @@ def _ref_sentences(rng: random.Random, dataset: str, scene: Scene, s: Shape) -> 
     return rng.sample(options, rng.randint(1, min(3, len(options))))
 
 
-def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
+#: The demo profile's size at each scale (images; `datamix.synth.demo`).
+DEMO_SIZES = {"tiny": 10, "small": 400}
+
+
+def write_demo(world: World, n: int) -> int:
+    pool, ghosts = world.coco_pool, world.coco_ghosts
     rng = world.rng(SOURCE)
     unc = sorted(rng.sample(pool, n))
     umd = sorted(set(rng.sample(unc, n // 2)) | set(rng.sample(pool, n - n // 2)))
@@ -211,7 +218,7 @@ def write_volume(w: Bulk) -> None:
     rest = iter(pool[n_img:])
     unc_eval = [next(rest) for _ in range(w.n("refcoco_unc_eval_images"))]
     umd_eval = [next(rest) for _ in range(w.n("refcocog_eval_images"))]
-    datasets = {"refcoco": [], "refcoco+": [], "refcocog": []}  # refs
+    datasets: dict[str, list[dict[str, Any]]] = {"refcoco": [], "refcoco+": [], "refcocog": []}  # refs
     used_anns: dict[str, set[int]] = {d: set() for d in datasets}
     ds_images: dict[str, set[int]] = {"refcoco": set(), "refcoco+": set(), "refcocog": set()}
     ref_ids = {d: rng.randint(1, 20_000) for d in datasets}
@@ -229,7 +236,7 @@ def write_volume(w: Bulk) -> None:
             raw = text.capitalize() + "." if g & 32 else text
             sents.append({"tokens": text.split(), "raw": raw, "sent_id": sent_ids[ds], "sent": text})
             sent_ids[ds] += 1
-        ref = {
+        ref: dict[str, Any] = {
             "sent_ids": [s["sent_id"] for s in sents],
             "file_name": f"COCO_train2014_{image_id:012d}_{k + 1}.jpg",
             "ann_id": image_id * 100 + k if ann_id is None else ann_id,

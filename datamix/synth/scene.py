@@ -19,7 +19,7 @@ import pickle
 import random
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from datamix.fileio import atomic_path
+from datamix.paths import coco_image
 from datamix.schema import DropReason
 
 # --------------------------------------------------------------------------------------------
@@ -221,10 +222,26 @@ class World:
         self._scenes: dict[tuple[str, str], Scene] = {}
         self._written: set[str] = set()
         self.planted: dict[str, Counter[DropReason]] = {}  # drops the readers must record
+        # shared between writers (`datamix.synth.demo`): the COCO pictures the COCO-based sources draw
+        # from, ids named but never written (image_missing drops), and the VG pictures GQA reuses
+        self.coco_pool: list[int] = []
+        self.coco_ghosts: list[int] = []
+        self.vg_ids: list[int] = []
 
     def expect_drop(self, source: str, reason: DropReason, k: int = 1) -> None:
         """Tally `k` planted records that the reader of `source` must drop with `reason`."""
         self.planted.setdefault(source, Counter())[reason] += k
+
+    def coco_sample(self, rng: random.Random, n: int) -> list[int]:
+        """`n` pictures of the shared COCO pool, in id order."""
+        return sorted(rng.sample(self.coco_pool, n))
+
+    def coco_scenes(self, ids: list[int], ghost: int) -> Iterator[tuple[int, Scene]]:
+        """The COCO pictures `ids`, then ghost id number `ghost`, whose picture is never written
+        (image_missing): `(image_id, scene)`, each drawn when it is reached."""
+        gid = self.coco_ghosts[ghost]
+        for image_id in [*ids, gid]:
+            yield image_id, self.scene("coco", image_id, coco_image(image_id) if image_id != gid else None)
 
     def rng(self, *parts: Any) -> random.Random:
         return random.Random(derive(self.seed, *parts))
@@ -268,6 +285,23 @@ class World:
     def write_json(self, source: str, name: str, obj: Any) -> None:
         with atomic_path(self.raw(source, name)) as tmp:
             tmp.write_bytes(json.dumps(obj, ensure_ascii=False).encode("utf-8"))
+
+    def write_planted(
+        self,
+        source: str,
+        name: str,
+        rng: random.Random,
+        records: list[Any],
+        bad: Sequence[Any],
+        drops: Sequence[DropReason],
+        k: int = 1,
+    ) -> None:
+        """Plant `bad` among `records` (`plant`), tally `k` drops of each reason in `drops` that
+        normalize must record for them, and write the records as the JSON file `name`."""
+        plant(rng, records, bad)
+        for reason in drops:
+            self.expect_drop(source, reason, k)
+        self.write_json(source, name, records)
 
     def write_pickle(self, source: str, name: str, obj: Any) -> None:
         with atomic_path(self.raw(source, name)) as tmp:

@@ -15,7 +15,7 @@ from typing import Any
 from datamix.schema import DropReason
 from datamix.sources.sharegpt import FILE
 from datamix.synth.bulk import Bulk, js, paragraph, sentence
-from datamix.synth.scene import ALNUM, World, few, plant
+from datamix.synth.scene import ALNUM, World, few
 
 SOURCE = "sharegpt"
 
@@ -72,6 +72,10 @@ def _as_turns(qas: list[tuple[str, str]]) -> list[dict[str, str]]:
     return out
 
 
+#: The demo profile's size at each scale (conversation records; `datamix.synth.demo`).
+DEMO_SIZES = {"tiny": 16, "small": 300}
+
+
 def write_demo(world: World, n: int) -> int:
     rng = world.rng(SOURCE)
     bases: set[str] = set()
@@ -109,10 +113,8 @@ def write_demo(world: World, n: int) -> int:
             [("What does the <image> tag do in HTML?", "HTML has no <image> tag; images use <img>.")]
         )
         bad.append({"id": f"{new_id()}_0", "conversations": turns})
-    plant(rng, records, bad)
-    for reason in (DropReason.NOT_ALTERNATING, DropReason.EMPTY_TURN, DropReason.IMAGE_TOKEN_IN_TEXT):
-        world.expect_drop(SOURCE, reason, k)
-    world.write_json(SOURCE, FILE, records)
+    drops = (DropReason.NOT_ALTERNATING, DropReason.EMPTY_TURN, DropReason.IMAGE_TOKEN_IN_TEXT)
+    world.write_planted(SOURCE, FILE, rng, records, bad, drops, k)
     return len(records)
 
 
@@ -185,7 +187,4 @@ def write_volume(w: Bulk) -> None:
             o.w(
                 ("" if k == 0 else ",\n") + f'{{"id": "{rid}"{model}, "conversations": [{", ".join(turns)}]}}'
             )
-    o.w("]")
-    o.close()
-    w.expected_items[src] = valid
-    w.mix_counts[src] = w.sc(40_688)
+    w.finish(src, {o: "]"}, valid, w.sc(40_688))

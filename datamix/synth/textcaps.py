@@ -91,6 +91,10 @@ def _textcaps_captions(rng: random.Random, shapes: Sequence[Shape], word: str | 
     return [capitalize(c) for c in caps]
 
 
+#: The demo profile's size at each scale (images; `datamix.synth.demo`).
+DEMO_SIZES = {"tiny": 10, "small": 300}
+
+
 def write_demo(world: World, n: int) -> int:
     rng = world.rng(SOURCE)
     ids: list[str] = []
@@ -252,9 +256,4 @@ def write_volume(w: Bulk) -> None:
     for g in ghosts[: w.few(3)]:
         entries(g, 5, 1024, 768, [sentence(rng, 5, 12) for _ in range(5)])
         w.expect_drop(src, DropReason.IMAGE_MISSING)
-    o.w("]}")
-    ocr.w("]}")
-    o.close()
-    ocr.close()
-    w.expected_items[src] = n_img
-    w.mix_counts[src] = n_img
+    w.finish(src, {o: "]}", ocr: "]}"}, n_img)

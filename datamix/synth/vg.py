@@ -67,7 +67,11 @@ def _vg_regions(rng: random.Random, scene: Scene, target: int) -> list[tuple[str
     return regions
 
 
-def write_demo(world: World, n: int) -> tuple[int, list[int]]:
+#: The demo profile's size at each scale (images; `datamix.synth.demo`).
+DEMO_SIZES = {"tiny": 14, "small": 500}
+
+
+def write_demo(world: World, n: int) -> int:
     rng = world.rng(SOURCE)
     ids = sorted(new_vg_ids(rng, n + 1))
     ghost = ids.pop(rng.randrange(len(ids)))
@@ -115,7 +119,8 @@ def write_demo(world: World, n: int) -> tuple[int, list[int]]:
         world.expect_drop(SOURCE, DropReason.MISSING_FIELD)
     world.write_json(SOURCE, IMAGES, image_data)
     world.write_json(SOURCE, REGIONS, regions_out)
-    return len(ids) + 1, ids
+    world.vg_ids = ids  # GQA reuses these pictures
+    return len(ids) + 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,26 +222,25 @@ def write_volume(w: Bulk) -> None:
         )
         region_id += 1
         w.expect_drop(src, DropReason.MISSING_ANNOTATION)
-    for _ in range(w.few(3)):  # listed, but the picture is not on disk
+
+    def extra_image(folder: str, phrase: str) -> None:
+        """An image_data record of the next extra id under `folder`, with one region."""
+        nonlocal region_id
         i = next(extra)
         io_.w(
-            f', {{"width": 800, "url": "https://cs.stanford.edu/people/rak248/VG_100K/{i}.jpg", "height": 600, "image_id": {i}, "coco_id": null, "flickr_id": null}}'
+            f', {{"width": 800, "url": "{folder}/{i}.jpg", "height": 600, "image_id": {i}, "coco_id": null, "flickr_id": null}}'
         )
         ro.w(
-            f', {{"regions": [{{"region_id": {region_id}, "width": 5, "height": 5, "image_id": {i}, "phrase": "ghost", "y": 1, "x": 1}}], "id": {i}}}'
+            f', {{"regions": [{{"region_id": {region_id}, "width": 5, "height": 5, "image_id": {i}, "phrase": "{phrase}", "y": 1, "x": 1}}], "id": {i}}}'
         )
         region_id += 1
+
+    for _ in range(w.few(3)):  # listed, but the picture is not on disk
+        extra_image("https://cs.stanford.edu/people/rak248/VG_100K", "ghost")
         w.expect_drop(src, DropReason.IMAGE_MISSING)
     # an image_data record with a url in neither folder -> its regions are unlisted too
     for _ in range(w.few(3)):
-        i = next(extra)
-        io_.w(
-            f', {{"width": 800, "url": "https://example.org/elsewhere/{i}.jpg", "height": 600, "image_id": {i}, "coco_id": null, "flickr_id": null}}'
-        )
-        ro.w(
-            f', {{"regions": [{{"region_id": {region_id}, "width": 5, "height": 5, "image_id": {i}, "phrase": "elsewhere", "y": 1, "x": 1}}], "id": {i}}}'
-        )
-        region_id += 1
+        extra_image("https://example.org/elsewhere", "elsewhere")
         w.expect_drop(src, DropReason.BAD_VALUE)
         w.expect_drop(src, DropReason.MISSING_ANNOTATION)
     io_.w("]")

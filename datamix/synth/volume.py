@@ -1,6 +1,7 @@
 """The volume profile: every source at a fraction of its real size, for the benchmarks.
 
-`write_volume` runs the sources' `write_volume` functions (`datamix/synth/<source>.py`) over one
+`write_volume` runs the sources' `write_volume` functions (each descriptor's `synth_writer()`,
+`datamix/synth/<source>.py`) over one
 `Bulk` world and returns a `VolumeResult`: what was written (seconds, bytes, image links) and what
 must come of it (items per source after normalize, planted drops per `DropReason`, the samples the
 llava15_665k / llava15_pretrain_558k recipes select at this fraction). `benchmarks/real_scale.py`
@@ -15,33 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datamix.schema import DropReason
-from datamix.synth import (
-    aokvqa,
-    gqa,
-    llava_instruct,
-    llava_pretrain,
-    ocrvqa,
-    okvqa,
-    refcoco,
-    sharegpt,
-    textcaps,
-    vg,
-    vqav2,
-)
+from datamix.sources import SOURCES
 from datamix.synth.bulk import Bulk
 
+#: Each source's volume writer, in registry order.
 WRITERS: dict[str, Callable[[Bulk], None]] = {
-    "llava_instruct": llava_instruct.write_volume,
-    "sharegpt": sharegpt.write_volume,
-    "vqav2": vqav2.write_volume,
-    "gqa": gqa.write_volume,
-    "okvqa": okvqa.write_volume,
-    "aokvqa": aokvqa.write_volume,
-    "ocrvqa": ocrvqa.write_volume,
-    "textcaps": textcaps.write_volume,
-    "vg": vg.write_volume,
-    "refcoco": refcoco.write_volume,
-    "llava_pretrain": llava_pretrain.write_volume,
+    name: src.synth_writer().write_volume for name, src in SOURCES.items()
 }
 
 

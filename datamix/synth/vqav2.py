@@ -17,7 +17,6 @@ import random
 from itertools import islice
 from typing import Any
 
-from datamix.paths import coco_image
 from datamix.schema import DropReason
 from datamix.sources.vqav2 import ANNOTATIONS, QUESTIONS
 from datamix.synth.bulk import Bulk, js
@@ -25,31 +24,36 @@ from datamix.synth.scene import COLORS, SHAPES, Scene, World, choices, plant, te
 
 SOURCE = "vqav2"
 
-_VQA_INFO = {
-    "description": "This is v2.0 of the VQA dataset.",
-    "url": "http://visualqa.org",
-    "version": "2.0",
-    "year": 2017,
-    "contributor": "VQA Team",
-    "date_created": "2017-04-26 17:07:13",
-}
-_VQA_LICENSE = {
+
+
+def vqa_info(description: str, url: str, version: str, year: int, contributor: str, created: str) -> dict:
+    """The `info` head field of the VQA file format (VQAv2 and OK-VQA), its keys in the files' order."""
+    keys = ("description", "url", "version", "year", "contributor", "date_created")
+    return dict(zip(keys, (description, url, version, year, contributor, created), strict=True))
+
+
+_VQA_INFO = vqa_info("This is v2.0 of the VQA dataset.", "http://visualqa.org", "2.0", 2017, "VQA Team", "2017-04-26 17:07:13")
+#: The `license` head field of both VQA-format datasets.
+VQA_LICENSE = {
     "url": "http://creativecommons.org/licenses/by/4.0/",
     "name": "Creative Commons Attribution 4.0 International License",
 }
 # the head fields both files share, as JSON text (volume profile)
 _VQA_HEAD = json.dumps(
-    {"info": _VQA_INFO, "license": _VQA_LICENSE, "data_subtype": "train2014", "data_type": "mscoco"}
+    {"info": _VQA_INFO, "license": VQA_LICENSE, "data_subtype": "train2014", "data_type": "mscoco"}
 )[1:-1]
 
 
-def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
+#: The demo profile's size at each scale (images; `datamix.synth.demo`).
+DEMO_SIZES = {"tiny": 20, "small": 2000}
+
+
+def write_demo(world: World, n: int) -> int:
     rng = world.rng(SOURCE)
-    ids = sorted(rng.sample(pool, n))
+    ids = world.coco_sample(rng, n)
     questions: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
-    for image_id in [*ids, ghosts[1]]:  # the ghost's picture is never written: image_missing
-        scene = world.scene("coco", image_id, coco_image(image_id) if image_id != ghosts[1] else None)
+    for image_id, scene in world.coco_scenes(ids, ghost=1):
         for k, (q, a, qtype, atype, domain) in enumerate(vqa_qas(rng, scene)):
             qid = image_id * 1000 + k
             questions.append({"image_id": image_id, "question": q, "question_id": qid})
@@ -82,7 +86,7 @@ def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
             "info": _VQA_INFO,
             "task_type": "Open-Ended",
             "data_type": "mscoco",
-            "license": _VQA_LICENSE,
+            "license": VQA_LICENSE,
             "data_subtype": "train2014",
             "questions": questions,
         },
@@ -92,7 +96,7 @@ def write_demo(world: World, n: int, pool: list[int], ghosts: list[int]) -> int:
         ANNOTATIONS,
         {
             "info": _VQA_INFO,
-            "license": _VQA_LICENSE,
+            "license": VQA_LICENSE,
             "data_subtype": "train2014",
             "annotations": annotations,
             "data_type": "mscoco",
@@ -185,9 +189,4 @@ def write_volume(w: Bulk) -> None:
             qo.w(f', {{"image_id": {g}, "question": "Is it there?", "question_id": {g * 1000 + j}}}')
             ao.w(", " + ann(g * 1000 + j, g))
         w.expect_drop(src, DropReason.IMAGE_MISSING)
-    qo.w("]}")
-    ao.w("]}")
-    qo.close()
-    ao.close()
-    w.expected_items[src] = n_img
-    w.mix_counts[src] = n_img
+    w.finish(src, {qo: "]}", ao: "]}"}, n_img)
