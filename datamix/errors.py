@@ -82,7 +82,7 @@ def describe(err: BaseException) -> tuple[int, str]:
     if isinstance(err, DatamixError):
         return err.exit_code, str(err)
     if isinstance(err, OSError):
-        what = _DISK.get(err.errno or 0) or err.strerror or type(err).__name__
+        what = _DISK.get(err.errno or 0) or err.strerror or str(err) or type(err).__name__
         where = err.filename if err.filename is not None else None
         return UsageError.exit_code, (f"{where}: {what}" if where else what)
     if isinstance(err, UnicodeDecodeError):

@@ -77,5 +77,6 @@ def test_train_config_loader_refuses_a_bomb(tmp_path: Path) -> None:
     bomb.write_text(laughs(8))
     with pytest.raises(ValueError, match=r"train.yaml: not a valid train config: .*more than 100,000 values"):
         load_config(bomb)
-    with pytest.raises(ValueError, match="override 'seed=\\[': value is not valid YAML"):
+    with pytest.raises(ValueError, match="--set 'seed=\\[': value is not valid YAML"):
         load_config(Path(__file__).parents[1] / "recipes" / "train" / "tiny_stage1.yaml", ["seed=["])
+

@@ -3,6 +3,10 @@
 Commands live in `COMMANDS` (name -> (module, help)); each module exposes `add_arguments(parser)`
 and `run(args) -> int`. `train` and `eval` are imported lazily from `trainer.loop` /
 `trainer.evaluate`, which add themselves by providing those two functions.
+
+Every command runs inside `datamix.errors.cli_errors` (docs/trainer.md#errors): a bad input is one
+line on stderr and exit 2 (bad arguments, config, missing files) or 1 (the data has problems), a bug
+exit 3; the traceback only with `-v` (before or after the command name).
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import logging
 import sys
 from pathlib import Path
 
+from datamix.errors import DataError, UsageError, cli_errors
+
 log = logging.getLogger("trainer")
+PROG = "python -m trainer"
 
 def _resolve(target: object):
     return importlib.import_module(target) if isinstance(target, str) else target
@@ -53,6 +60,13 @@ class Export:
     def run(args: argparse.Namespace) -> int:
         from trainer.export import export_checkpoint
 
+        if not args.checkpoint.exists():
+            raise UsageError("--checkpoint: no such checkpoint (a run's final/, a checkpoint folder or a state dict file)",
+                             path=args.checkpoint)
+        if args.config is not None and not args.config.is_file():
+            raise UsageError("--config: no such train config", path=args.config)
+        if args.out.exists() and not args.out.is_dir():
+            raise UsageError("--out: exists and is not a folder", path=args.out)
         out = export_checkpoint(args.checkpoint, args.out, config=args.config)
         print(f"export: {args.checkpoint} -> {out}")
         return 0
@@ -76,8 +90,10 @@ class Tokens:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
+        from trainer.config import MissingInput, looks_local
         from trainer.templates import (
             EncodeError,
+            EncodeFailure,
             EncodeStats,
             encode,
             get_template,
@@ -85,20 +101,33 @@ class Tokens:
             load_tokenizer,
         )
 
+        if args.tokenizer and looks_local(args.tokenizer) and not Path(args.tokenizer).expanduser().exists():
+            raise MissingInput("--tokenizer: no such file or folder", path=args.tokenizer)
+        if not args.input.is_file():
+            raise MissingInput("--input: no such file", path=args.input)
+        try:
+            records = json.loads(args.input.read_bytes())
+        except UnicodeDecodeError as e:
+            raise DataError(f"not UTF-8 text (byte {e.start})", path=args.input) from None
+        except json.JSONDecodeError as e:
+            raise DataError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}", path=args.input) from None
+        except RecursionError:
+            raise DataError("not readable JSON: nested too deeply", path=args.input) from None
+        if not isinstance(records, list):
+            raise DataError(f"expected a JSON list of LLaVA records, got a {type(records).__name__}", path=args.input)
         tokenizer = load_tokenizer(args.tokenizer, add_llava_tokens=True)
         print(f"tokenizer: {args.tokenizer or 'bundled LLaMA vocabulary'} (legacy: {str(is_legacy(tokenizer)).lower()})")
         template = get_template(args.template)
-        records = json.loads(args.input.read_text())
-        if not isinstance(records, list):
-            raise SystemExit(f"{args.input}: expected a JSON list of LLaVA records")
         stats = EncodeStats()
         shown = 0
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(args.out.suffix + ".tmp")
         with tmp.open("w") as f:
             for i, rec in enumerate(records):
-                rid = str(rec.get("id", i))
+                rid = str(rec.get("id", i)) if isinstance(rec, dict) else str(i)
                 try:
+                    if not isinstance(rec, dict) or not isinstance(rec.get("conversations"), list):
+                        raise EncodeError(EncodeFailure.BAD_ROLES, "not a record with a `conversations` list")
                     enc = encode(
                         rec["conversations"],
                         tokenizer,
@@ -166,8 +195,8 @@ COMMANDS: dict[str, tuple[object, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m trainer", description="datamix LLaVA-1.5 trainer")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser = argparse.ArgumentParser(prog=PROG, description="datamix LLaVA-1.5 trainer")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_) in COMMANDS.items():
         sub.add_parser(name, help=help_, add_help=False)
@@ -179,16 +208,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # two-pass: the command's own arguments are added only once it is known (lazy imports)
     known, rest = parser.parse_known_args(argv)
-    target, help_ = COMMANDS[known.command]
-    try:
-        impl = _resolve(target)
-    except ModuleNotFoundError as err:
-        parser.error(f"command {known.command!r} is not available yet ({err})")
-    sub = argparse.ArgumentParser(prog=f"python -m trainer {known.command}", description=help_)
-    impl.add_arguments(sub)
-    args = sub.parse_args(rest)
-    logging.basicConfig(level=logging.DEBUG if known.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return int(impl.run(args) or 0)
+    verbose = known.verbose or any(a in ("-v", "--verbose") for a in rest)
+    with cli_errors(f"{PROG} {known.command}", verbose=verbose):
+        target, help_ = COMMANDS[known.command]
+        try:
+            impl = _resolve(target)
+        except ModuleNotFoundError as err:
+            parser.error(f"command {known.command!r} is not available ({err}; install the [train] extra)")
+        sub = argparse.ArgumentParser(prog=f"{PROG} {known.command}", description=help_)
+        sub.add_argument("-v", "--verbose", action="store_true", help="debug logging, and the traceback of an error")
+        impl.add_arguments(sub)
+        args = sub.parse_args(rest)
+        logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        return int(impl.run(args) or 0)
 
 
 if __name__ == "__main__":

@@ -274,9 +274,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from datamix.errors import UsageError
+    from trainer.data import list_shards
+
     cfg = load_config(args.config, args.set)
     if args.steps < 1 or args.batch_size < 2:
-        raise SystemExit("clip: --steps must be >= 1 and --batch-size >= 2")
+        raise UsageError("--steps must be >= 1 and --batch-size >= 2")
+    list_shards(cfg.data.mix)  # a missing mix: one line, before the model is built
     swap = [w.strip() for w in args.swap_words.split(",") if w.strip()]
     summary = pretrain(cfg, args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, swap=swap)
     print(json.dumps(summary))

@@ -11,6 +11,7 @@ This module imports neither torch nor transformers.
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,23 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from datamix import yamlio
+from datamix.errors import UsageError
+
+
+class ConfigError(UsageError, ValueError):
+    """A train config, override or derived value the trainer cannot run with (exit 2; docs/trainer.md#errors).
+    Also a `ValueError`, as these were before the error contract."""
+
+
+class MissingInput(UsageError, FileNotFoundError):
+    """A file or folder the command needs is not there (exit 2), named by its path."""
+
+
+def looks_local(name: str | Path) -> bool:
+    """A model or tokenizer reference meant as a local path rather than a hub id (`org/name`): an
+    absolute, relative (`./`, `../`) or home path, more than one `/`, or a file name."""
+    text = str(name)
+    return text.startswith(("/", ".", "~")) or text.count("/") > 1 or text.endswith((".model", ".gguf", ".json"))
 
 CLIP_L14_336 = "openai/clip-vit-large-patch14-336"
 
@@ -177,10 +195,10 @@ class TrainConfig(_Strict):
 def gradient_accumulation(global_batch: int, per_device_batch: int, world_size: int) -> int:
     """global = per-device x accumulation x world size; refuse what does not divide."""
     if world_size <= 0:
-        raise ValueError(f"world_size must be positive, got {world_size}")
+        raise ConfigError(f"world_size must be positive, got {world_size}")
     per_step = per_device_batch * world_size
     if global_batch % per_step:
-        raise ValueError(
+        raise ConfigError(
             f"global_batch_size {global_batch} is not divisible by per_device_batch_size {per_device_batch} "
             f"x world_size {world_size} = {per_step}; choose per_device_batch_size so that it divides "
             f"(e.g. {_divisor_hint(global_batch, world_size)})"
@@ -197,32 +215,80 @@ def _divisor_hint(global_batch: int, world_size: int) -> str:
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
-    """Read a YAML recipe; `overrides` are `dotted.key=yaml_value` strings (e.g. `max_steps=10`)."""
+    """Read a YAML recipe; `overrides` are `dotted.key=yaml_value` strings (e.g. `max_steps=10`).
+
+    Every problem is a `ConfigError` (or `MissingInput`) with one line naming the file and the key."""
     path = Path(path)
+    if not path.is_file():
+        raise MissingInput("no such train config" + (" (a folder)" if path.is_dir() else ""), path=path)
     try:
         raw = yamlio.loads(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not a valid train config: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"not UTF-8 text (byte {err.start})", path=path) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"not a valid train config: {_one_line(err)}", path=path) from None
+    except ValueError as err:  # datamix.yamlio's own refusals (e.g. too many aliases)
+        raise ConfigError(_one_line(err), path=path) from None
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+        raise ConfigError("expected a mapping at the top level", path=path)
     for item in overrides:
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep or not key:
-            raise ValueError(f"override {item!r}: expected key=value")
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE (e.g. --set max_steps=10)")
         node = raw
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {p} is not a mapping")
+                raise ConfigError(f"--set {item!r}: {p} is not a mapping")
         try:
             node[leaf] = yamlio.loads(value)
-        except yaml.YAMLError as err:
-            raise ValueError(f"override {item!r}: value is not valid YAML: {err}") from None
+        except (yaml.YAMLError, ValueError) as err:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML: {_one_line(err)}") from None
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as err:
-        raise ValueError(f"{path}: invalid train config:\n{err}") from err
+        raise ConfigError(f"invalid train config: {_validation_line(err)}", path=path) from None
+
+
+def _one_line(err: BaseException | str, limit: int = 200) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The known keys of the config section at `loc` (for "did you mean")."""
+    model: Any = TrainConfig
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        model = getattr(field, "annotation", None) if field is not None else None
+        if model is None:
+            return []
+        if not isinstance(model, type):  # X | None
+            model = next((a for a in getattr(model, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+            if model is None:
+                return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _validation_line(err: ValidationError, shown: int = 3) -> str:
+    """pydantic's errors as one line: `key: problem` for the first few, no input values (a value can be
+    huge: an alias bomb took 21 s and 848 MB to print)."""
+    parts = []
+    errors = err.errors(include_url=False, include_context=False, include_input=False)
+    for e in errors[:shown]:
+        loc = tuple(e.get("loc", ()))
+        where = ".".join(str(x) for x in loc) or "(top level)"
+        msg = str(e.get("msg", "")).removeprefix("Value error, ")
+        if e.get("type") == "extra_forbidden":
+            near = difflib.get_close_matches(str(loc[-1]), _fields_at(loc[:-1]), n=1)
+            msg = "unknown key" + (f" (did you mean {'.'.join([*map(str, loc[:-1]), near[0]])}?)" if near else "")
+        elif e.get("type") == "missing":
+            msg = "missing (required)"
+        parts.append(f"{where}: {_one_line(msg, 160)}")
+    more = f" (and {len(errors) - shown} more)" if len(errors) > shown else ""
+    return "; ".join(parts) + more
 
 
 _MIN_BUCKET = 4096 * 4096  # elements: hidden^2 of the 7B model
@@ -250,7 +316,7 @@ def deepspeed_config(
     accumulation = cfg.gradient_accumulation_steps(world_size)
     precision = cfg.resolved_precision(on_gpu)
     if precision == "bf16" and not on_gpu:
-        raise ValueError("precision bf16 asked for a CPU run; use precision: auto or fp32")
+        raise ConfigError("precision bf16 asked for a CPU run; use precision: auto or fp32")
     zero: dict[str, Any] = {"stage": cfg.zero_stage}
     if cfg.zero_stage >= 2:
         zero.update(overlap_comm=on_gpu, contiguous_gradients=True, sub_group_size=int(1e9))

@@ -7,16 +7,20 @@ tokenizer), collation, skipping corrupt samples with counters, and an exact resu
 
     shard order (seeded by seed, epoch; same on every rank)
       -> this slot's part (slot = rank * num_workers + worker)
-      -> tar members grouped by key (`<key>.json`, `<key>.jpg`)
+      -> tar members grouped by key (`<key>.json`, `<key>.jpg`); damaged shards read past (bad_shard, lost)
       -> shuffle buffer (seeded by seed, epoch, slot)
       -> parse JSON (bad -> skipped["bad_json"] / ["bad_record"])
       -> group into batches (modality + length megabatches, below)      <- position counts these
       -> decode + pad + CLIP preprocess (bad -> skipped["bad_image"]), transform, collate
 
-Reading: plain `tarfile` rather than the `webdataset` package. The shards are WebDataset tars and
-any WebDataset reader reads them; here the tar stream is grouped by key in a dozen lines with fewer
-Python objects per sample, with full control of what counts as corrupt (a truncated shard ends that
-shard with skipped["bad_shard"], it never raises). The member-name rule (`<key>.<ext>`, split at the
+Reading: a small tar reader of its own rather than `tarfile` or the `webdataset` package. The shards
+are WebDataset tars and any WebDataset reader reads them; here the headers are parsed directly
+(ustar/v7, pax `path` and GNU long names) so that damage is read past rather than taken for the end
+of the archive (`tarfile` stops at the first bad header: 4 KB scrambled in a 20-sample shard lost 19
+samples without a word): a header failing its checksum starts a scan for the next checksum-valid
+header, 512-byte block by block; a damaged shard counts once in skipped["bad_shard"], the samples it
+could not give in skipped["lost"] (from the manifest's count for the shard), with one warning; it
+never raises (docs/trainer.md#damaged-shards). The member-name rule (`<key>.<ext>`, split at the
 first dot: `datamix.schema.split_member`) and the manifest's column types (`MANIFEST_SCHEMA`) are the
 ones datamix's own reader (`datamix.mixio.MixReader`) uses; the trainer imports them from
 `datamix.schema`, never the reader itself. The tar part is <1% of the per-sample time (image decode
@@ -61,8 +65,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
-import tarfile
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,12 +77,13 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from datamix.schema import IMAGE_EXTS, JSON_EXT, MANIFEST_SCHEMA, split_member
+from trainer.config import ConfigError, MissingInput
 from trainer.images import ImageError, ImageProcessor
 
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
-SKIP_REASONS = ("bad_shard", "bad_json", "bad_record", "missing_image", "bad_image", "transform")
+SKIP_REASONS = ("bad_shard", "lost", "bad_json", "bad_record", "missing_image", "bad_image", "transform")
 
 Transform = Callable[[dict[str, Any], "torch.Tensor | None"], Mapping[str, Any]]
 
@@ -92,6 +97,7 @@ class _Raw:
     key: str
     json: bytes | None
     image: bytes | None
+    damaged: bool = False  # next to a damaged stretch of its shard: incomplete -> skipped["lost"]
 
 
 @dataclass(slots=True)
@@ -101,6 +107,7 @@ class _Item:
     image: bytes | None
     has_image: bool
     length: int
+    damaged: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,42 +116,240 @@ class _Item:
 
 def list_shards(mix_dir: Path | str) -> list[Path]:
     """The mix's shard files in name order (`<mix>/shards/*.tar`)."""
-    shards = sorted((Path(mix_dir) / "shards").glob("*.tar"))
+    mix_dir = Path(mix_dir)
+    if not mix_dir.is_dir():
+        raise MissingInput("no such mix folder (build one with `datamix build`)", path=mix_dir)
+    shards = sorted((mix_dir / "shards").glob("*.tar"))
     if not shards:
-        raise FileNotFoundError(f"no shards under {Path(mix_dir) / 'shards'}")
+        raise MissingInput("not a mix folder: no shards/*.tar in it", path=mix_dir)
     return shards
 
 
-def iter_tar(path: Path, skipped: Counter | None = None) -> Iterator[_Raw]:
+_BLOCK = 512
+_FILE_TYPES = (b"0", b"\0", b"7")
+
+
+def _header_ok(block: bytes) -> bool:
+    """A checksum-valid tar header (POSIX ustar or v7; the sum of its bytes with the checksum field as spaces)."""
+    if len(block) < _BLOCK or block == _ZERO_BLOCK:
+        return False
+    try:
+        stored = int(block[148:156].replace(b"\0", b" ").strip() or b"-1", 8)
+    except ValueError:
+        return False
+    return stored == sum(block[:148]) + 256 + sum(block[156:])
+
+
+def _octal(field: bytes) -> int:
+    if field[:1] in (b"\x80", b"\xff"):  # GNU base-256
+        n = int.from_bytes(field[1:], "big")
+        return -n if field[:1] == b"\xff" else n
+    return int(field.replace(b"\0", b" ").strip() or b"0", 8)
+
+
+def _pax_path(data: bytes) -> str | None:
+    """The `path` record of a pax extended header (`<len> path=<value>\\n` records)."""
+    pos = 0
+    while pos < len(data):
+        space = data.find(b" ", pos)
+        if space < 0:
+            return None
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            return None
+        if length <= 0:
+            return None
+        key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
+        if key == b"path":
+            return value.decode("utf-8", "surrogateescape")
+        pos += length
+    return None
+
+
+_ZERO_BLOCK = b"\0" * _BLOCK
+
+
+@dataclass(slots=True)
+class ShardDamage:
+    """What `iter_tar` met in one damaged shard: byte ranges it could not read (start, end), and
+    whether it ended early (truncated)."""
+
+    path: Path
+    gaps: list[tuple[int, int]]
+    truncated: bool = False
+    error: str | None = None
+
+
+def _resync(f: Any, start: int, size: int) -> int | None:
+    """Offset of the next checksum-valid tar header at or after `start` (512-byte aligned), or None."""
+    pos = start
+    chunk = 1 << 20
+    while pos + _BLOCK <= size:
+        f.seek(pos)
+        buf = f.read(min(chunk, size - pos))
+        for i in range(0, len(buf) - _BLOCK + 1, _BLOCK):
+            block = buf[i : i + _BLOCK]
+            if block != _ZERO_BLOCK and _header_ok(block):
+                return pos + i
+        pos += len(buf) - len(buf) % _BLOCK or _BLOCK
+    return None
+
+
+def _tar_members(path: Path, damage: ShardDamage) -> Iterator[tuple[str, bytes]]:
+    """(member name, bytes) of every regular file of an uncompressed tar, in archive order, read past
+    damage: a header that fails its checksum starts a scan, 512-byte block by block, for the next
+    checksum-valid header (the bytes in between are recorded in `damage.gaps`); a member cut short by
+    the end of the file ends the archive (`damage.truncated`)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        pos = 0
+        long_name: str | None = None
+        while pos + _BLOCK <= size:
+            f.seek(pos)
+            header = f.read(_BLOCK)
+            if header == _ZERO_BLOCK:
+                nxt = _resync(f, pos + _BLOCK, size)
+                if nxt is None:
+                    return  # end of archive (zero blocks, record padding)
+                damage.gaps.append((pos, nxt))  # zeroed header(s) inside the archive
+                pos, long_name = nxt, None
+                continue
+            if not _header_ok(header):
+                nxt = _resync(f, pos + _BLOCK, size)
+                damage.gaps.append((pos, size if nxt is None else nxt))
+                if nxt is None:
+                    return
+                pos, long_name = nxt, None
+                continue
+            try:
+                length = _octal(header[124:136])
+            except ValueError:
+                length = -1
+            if length < 0:
+                damage.gaps.append((pos, pos + _BLOCK))
+                pos += _BLOCK
+                continue
+            kind = header[156:157]
+            data_at = pos + _BLOCK
+            end = data_at + length
+            if end > size:
+                damage.gaps.append((pos, size))
+                damage.truncated = True
+                return
+            name_b = header[:100].split(b"\0", 1)[0]
+            if header[257:262] == b"ustar":
+                prefix = header[345:500].split(b"\0", 1)[0]
+                if prefix:
+                    name_b = prefix + b"/" + name_b
+            name = name_b.decode("utf-8", "surrogateescape")
+            if kind in (b"x", b"L") or kind in _FILE_TYPES:
+                data = f.read(length)
+                if kind == b"x":
+                    long_name = _pax_path(data) or long_name
+                elif kind == b"L":
+                    long_name = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                else:
+                    yield (long_name or name), data
+                    long_name = None
+            pos = data_at + -(-length // _BLOCK) * _BLOCK
+        f.seek(pos)
+        if pos > size or f.read().strip(b"\0"):
+            damage.gaps.append((min(pos, size), size))  # cut inside a member's padding or a header
+            damage.truncated = True
+
+
+def iter_tar(
+    path: Path, skipped: Counter | None = None, *, expected: int | None = None, report: bool = True
+) -> Iterator[_Raw]:
     """(key, json bytes, image bytes) per sample of one shard, in tar order. Consecutive members of
     one key form a sample (`datamix.schema.split_member`: the base name before its first dot, like
-    WebDataset). A corrupt or truncated tar ends the shard and
-    counts skipped["bad_shard"] (the sample being read when it broke is dropped with it)."""
+    WebDataset).
+
+    Damage never raises and never ends the shard silently (docs/trainer.md#damaged-shards): a header
+    that fails its checksum is skipped by scanning forward, 512-byte block by block, for the next
+    checksum-valid header, and reading goes on from there; a member cut short by the end of the file
+    ends the shard. The samples on either side of a damaged stretch come out with `damaged=True` (the
+    parse stage counts them under skipped["lost"] when they turn out incomplete). With `report`, a
+    damaged shard counts once under skipped["bad_shard"], the samples that never came out of it
+    (`expected`, the manifest's count for the shard, minus those read) under skipped["lost"], and one
+    warning names the shard, the unreadable bytes and the count. (`report=False`: another slot reads
+    the same shard and reports it.)"""
+    path = Path(path)
+    damage = ShardDamage(path, [])
     cur: _Raw | None = None
-    try:
-        with tarfile.open(path, "r|") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                key, ext = split_member(member.name)
-                f = tar.extractfile(member)
-                data = f.read() if f is not None else b""
-                if cur is None or key != cur.key:
-                    if cur is not None:
-                        yield cur
-                    cur = _Raw(key, None, None)
-                if ext == JSON_EXT:
-                    cur.json = data
-                elif ext in IMAGE_EXTS:
-                    cur.image = data
-    except (tarfile.TarError, OSError, EOFError) as e:
-        # the sample being read may be incomplete: it goes with the rest of the shard
-        log.warning("shard %s is unreadable past some point (%s): rest of the shard skipped", path, e)
+    n_read = 0
+    gaps_seen = 0
+    members = _tar_members(path, damage)
+    while True:
+        try:
+            name, data = next(members)
+        except StopIteration:
+            break
+        except OSError as e:  # unreadable file (permissions, I/O error): the rest of the shard is lost
+            damage.gaps.append((-1, -1))
+            damage.error = f"{type(e).__name__}: {e}"
+            break
+        key, ext = split_member(name)
+        after_gap = len(damage.gaps) > gaps_seen
+        gaps_seen = len(damage.gaps)
+        if cur is None or key != cur.key:
+            if cur is not None:
+                cur.damaged = cur.damaged or after_gap
+                n_read += 1
+                yield cur
+            cur = _Raw(key, None, None, after_gap)
+        if ext == JSON_EXT:
+            cur.json = data
+        elif ext in IMAGE_EXTS:
+            cur.image = data
+    if cur is not None:
+        cur.damaged = cur.damaged or len(damage.gaps) > gaps_seen
+        n_read += 1
+        yield cur
+    if not damage.gaps and expected is not None and n_read < expected:
+        damage.truncated = True  # ends cleanly on a member boundary, but short of the manifest's count
+    if (damage.gaps or damage.truncated) and report:
+        lost = max(0, expected - n_read) if expected is not None else None
         if skipped is not None:
             skipped["bad_shard"] += 1
-        return
-    if cur is not None:
-        yield cur
+            skipped["lost"] += lost or 0
+        unread = sum(b - a for a, b in damage.gaps if a >= 0)
+        if damage.error:
+            what = damage.error
+        elif damage.gaps:
+            what = f"{unread} bytes unreadable at {_where(damage.gaps)}" + (", truncated" if damage.truncated else "")
+        else:
+            what = f"truncated: ends after {n_read} of the manifest's {expected} samples"
+        log.warning(
+            "shard %s is damaged (%s): read past it, %d samples read; %s",
+            path,
+            what,
+            n_read,
+            f"{lost} samples lost (none of their members readable)" if lost is not None
+            else "samples wholly inside the damage are not counted (no manifest)",
+        )
+
+
+def _where(gaps: list[tuple[int, int]]) -> str:
+    shown = ", ".join(f"{a}-{b}" for a, b in gaps[:3])
+    return shown + (f" and {len(gaps) - 3} more" if len(gaps) > 3 else "")
+
+
+def shard_sample_counts(mix_dir: Path | str) -> dict[str, int]:
+    """shard name -> samples in it, from `<mix>/manifest.parquet` ({} without one or when it cannot be
+    read): what a damaged shard should have held."""
+    path = Path(mix_dir) / "manifest.parquet"
+    if not path.exists():
+        return {}
+    try:
+        import pyarrow.parquet as pq
+
+        shards = pq.read_table(path, columns=["shard"])["shard"].to_pylist()
+    except Exception as e:  # noqa: BLE001 - a damaged manifest only costs the lost-sample count
+        log.warning("%s: cannot read the shard column (%s); lost samples of damaged shards are not counted", path, e)
+        return {}
+    return dict(Counter(Path(str(s)).name for s in shards))
 
 
 def load_lengths(mix_dir: Path | str, shards: Sequence[str] | None = None) -> dict[str, int]:
@@ -276,8 +481,12 @@ class ShardStream(IterableDataset):
 
     def _raw(self, shards: list[Path], stride: int, offset: int, skipped: Counter) -> Iterator[_Raw]:
         i = 0
+        counts: dict[str, int] | None = None
         for shard in shards:
-            for raw in iter_tar(shard, skipped):
+            if counts is None:
+                counts = shard_sample_counts(self.mix_dir) if self.use_manifest else {}
+            # with a sample stride every slot reads every shard: slot 0 (offset 0) reports its damage
+            for raw in iter_tar(shard, skipped, expected=counts.get(shard.name), report=offset == 0):
                 if i % stride == offset:
                     yield raw
                 i += 1
@@ -299,25 +508,26 @@ class ShardStream(IterableDataset):
 
     def _parse(self, raws: Iterable[_Raw], lengths: Mapping[str, int], skipped: Counter) -> Iterator[_Item]:
         for raw in raws:
+            # a sample next to a damaged stretch of its shard that came out incomplete: "lost"
             if raw.json is None:
-                skipped["bad_record"] += 1
+                skipped["lost" if raw.damaged else "bad_record"] += 1
                 continue
             try:
                 record = json.loads(raw.json)
             except (ValueError, UnicodeDecodeError):
-                skipped["bad_json"] += 1
+                skipped["lost" if raw.damaged else "bad_json"] += 1
                 continue
             if not isinstance(record, dict) or not isinstance(record.get("conversations"), list):
-                skipped["bad_record"] += 1
+                skipped["lost" if raw.damaged else "bad_record"] += 1
                 continue
             has_image = record.get("image") is not None
             if has_image and raw.image is None:
-                skipped["missing_image"] += 1
+                skipped["lost" if raw.damaged else "missing_image"] += 1
                 continue
             length = lengths.get(raw.key)
             if length is None:
                 length = _text_chars(record)
-            yield _Item(raw.key, record, raw.image if has_image else None, has_image, int(length))
+            yield _Item(raw.key, record, raw.image if has_image else None, has_image, int(length), raw.damaged)
 
     def _batches(self, items: Iterable[_Item], rng: random.Random) -> Iterator[list[_Item]]:
         bs = self.batch_size
@@ -361,7 +571,7 @@ class ShardStream(IterableDataset):
                     pixels = torch.from_numpy(self.image_processor(it.image))
                 except ImageError as e:
                     log.debug("sample %s: bad image: %s", it.key, e)
-                    skipped["bad_image"] += 1
+                    skipped["lost" if it.damaged else "bad_image"] += 1
                     continue
             if self.transform is not None:
                 try:
@@ -401,8 +611,11 @@ class ShardStream(IterableDataset):
         batch_rng = random.Random(f"{self.seed}:{epoch}:{slot}:batches")
         stream = self._parse(self._buffer(self._raw(shards, stride, offset, skipped), buffer_rng), lengths, skipped)
         index = 0
+        replayed: Counter = Counter()  # skips met while replaying were counted before the resume
         for index, batch in enumerate(self._batches(stream, batch_rng), start=1):
             if index <= start:
+                if index == start:
+                    replayed = Counter(skipped)
                 continue  # replay: no decode, no transform
             samples = self._materialise(batch, skipped)
             if samples:
@@ -411,10 +624,10 @@ class ShardStream(IterableDataset):
                 out = {"_empty": True}  # every sample was corrupt; the position still moves past it
             else:
                 continue
-            out.update(_worker=worker, _index=index, _skipped=dict(skipped))
+            out.update(_worker=worker, _index=index, _skipped=_minus(skipped, replayed))
             yield out
         if markers:
-            yield {"_done": True, "_worker": worker, "_index": index + 1, "_skipped": dict(skipped)}
+            yield {"_done": True, "_worker": worker, "_index": index + 1, "_skipped": _minus(skipped, replayed)}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -425,6 +638,10 @@ class ShardStream(IterableDataset):
                 f"resume state was saved with {len(starts)} DataLoader workers, this loader has {num_workers}"
             )
         yield from self.iter_worker(worker, num_workers, starts[worker] if starts else 0, markers=True)
+
+
+def _minus(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    return {k: v - b.get(k, 0) for k, v in a.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -455,19 +672,25 @@ class ShardLoader:
         self.multiprocessing_context = multiprocessing_context if num_workers > 0 else None
         self.positions = [0] * max(1, num_workers)
         self._skipped = [dict.fromkeys(SKIP_REASONS, 0) for _ in range(max(1, num_workers))]
+        self._skipped_before = dict.fromkeys(SKIP_REASONS, 0)  # earlier epochs (and before a resume)
 
     @property
     def epoch(self) -> int:
         return self.dataset.epoch
 
     def set_epoch(self, epoch: int) -> None:
+        if epoch != self.dataset.epoch:
+            self._skipped_before = self.skipped  # the finished epoch's counts stay in the run's total
+            self._skipped = [dict.fromkeys(SKIP_REASONS, 0) for _ in range(max(1, self.num_workers))]
         self.dataset.epoch = epoch
         self.positions = [0] * max(1, self.num_workers)
 
     @property
     def skipped(self) -> dict[str, int]:
-        """Corrupt or rejected samples met so far this epoch by this rank, by reason."""
-        total = dict.fromkeys(SKIP_REASONS, 0)
+        """Corrupt, damaged or rejected samples (and damaged shards) met by this rank over the whole run
+        (every epoch, and before a resume: kept in `state_dict`), by reason; a shard read in several
+        epochs counts in each."""
+        total = dict(self._skipped_before)
         for counts in self._skipped:
             for k, v in counts.items():
                 total[k] = total.get(k, 0) + v
@@ -533,9 +756,11 @@ class ShardLoader:
         for name, have in (("seed", ds.seed), ("rank", ds.rank), ("world_size", ds.world_size),
                            ("num_workers", self.num_workers)):
             if state[name] != have:
-                raise ValueError(f"data state was saved with {name}={state[name]}, this loader has {name}={have}")
+                raise ConfigError(f"data state was saved with {name}={state[name]}, this loader has {name}={have}")
         ds.epoch = int(state["epoch"])
         self.positions = [int(p) for p in state["positions"]]
+        self._skipped_before = {**dict.fromkeys(SKIP_REASONS, 0), **{k: int(v) for k, v in state.get("skipped", {}).items()}}
+        self._skipped = [dict.fromkeys(SKIP_REASONS, 0) for _ in range(max(1, self.num_workers))]
 
 
 __all__ = [
@@ -545,7 +770,9 @@ __all__ = [
     "ShardStream",
     "SkipSample",
     "collate",
+    "ShardDamage",
     "iter_tar",
     "list_shards",
     "load_lengths",
+    "shard_sample_counts",
 ]

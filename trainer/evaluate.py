@@ -62,8 +62,12 @@ def load_questions(mix_dir: Path | str, match: str | None = None, limit: int | N
         for raw in iter_tar(shard):
             if raw.json is None or raw.image is None:
                 continue
-            record = json.loads(raw.json)
-            turns = record.get("conversations", [])
+            try:
+                record = json.loads(raw.json)
+            except ValueError:
+                log.warning("%s: sample %s: not valid JSON; skipped", shard, raw.key)
+                continue
+            turns = record.get("conversations", []) if isinstance(record, dict) else []
             for h, g in zip(turns[0::2], turns[1::2], strict=False):
                 q = bare_question(h.get("value", ""))
                 if pattern is None or pattern.search(q):
@@ -165,6 +169,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from datamix.errors import UsageError
+
+    if not (args.model / "config.json").is_file():
+        raise UsageError("--model: no such model folder (an export or a run's final/, with config.json)"
+                         if not args.model.exists() else "--model: not a model folder (no config.json)", path=args.model)
+    list_shards(args.mix)  # a missing or empty mix folder: one line, before the model loads
     result = evaluate(args.model, args.mix, match=args.match, limit=args.limit, batch_size=args.batch_size)
     if args.export is not None:
         result = {"export": str(args.export), **result}

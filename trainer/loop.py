@@ -19,6 +19,7 @@ checkpoint stays as it was.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -31,8 +32,17 @@ from typing import Any
 
 import torch
 
-from trainer.config import TrainConfig, deepspeed_config, dump_config, load_config
-from trainer.data import ShardLoader, ShardStream, SkipSample
+from datamix.errors import DataError, UsageError
+from trainer.config import (
+    ConfigError,
+    MissingInput,
+    TrainConfig,
+    deepspeed_config,
+    dump_config,
+    load_config,
+    looks_local,
+)
+from trainer.data import ShardLoader, ShardStream, SkipSample, list_shards
 from trainer.images import ImageProcessor
 from trainer.model import (
     apply_freezing,
@@ -132,7 +142,7 @@ def check_presize(mix: Path | str, image_size: int) -> None:
     summary = Path(mix) / "summary.json"
     presize = json.loads(summary.read_text()).get("presize") if summary.is_file() else None
     if presize and int(presize.get("size", image_size)) != image_size:
-        raise ValueError(
+        raise ConfigError(
             f"{mix}: images were presized to {presize['size']} px at build time but model.image_size is "
             f"{image_size}; rebuild the mix with shards.presize.size: {image_size} or without presize"
         )
@@ -156,6 +166,37 @@ def make_loader(cfg: TrainConfig, tokenizer: Any, rank: int, world: int) -> tupl
     return ShardLoader(stream, num_workers=cfg.data.num_workers), transform
 
 
+def preflight(cfg: TrainConfig, *, resume: bool = False, world: int | None = None) -> list[str] | None:
+    """What can be checked without building a model, checked before it is built (a 7B model takes
+    minutes): the mix folder and its manifest, the presize, the local model, tokenizer and projector
+    paths, the output folder and, with `resume`, that a complete checkpoint exists (returned: the
+    complete checkpoints, newest first). Raises `UsageError`s naming the file and the key."""
+    mix = Path(cfg.data.mix)
+    try:
+        list_shards(mix)
+    except MissingInput as e:
+        raise MissingInput(f"data.mix: {e.message}", path=mix) from None
+    if cfg.max_steps is None and not (mix / "manifest.parquet").is_file():
+        raise MissingInput("data.mix: no manifest.parquet (it counts the epoch's steps; or set max_steps)", path=mix)
+    check_presize(mix, cfg.model.image_size)
+    for key, value in (
+        ("model.vision_tower", cfg.model.vision_tower),
+        ("model.llm", cfg.model.llm),
+        ("model.tokenizer", cfg.model.tokenizer),
+        ("pretrained_projector", cfg.pretrained_projector),
+    ):
+        if value is not None and not Path(str(value)).expanduser().exists() and (
+            key == "pretrained_projector" or looks_local(value)
+        ):
+            raise MissingInput(f"{key}: no such file or folder", path=value)
+    out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError("output_dir: exists and is not a folder", path=out)
+    if resume:
+        return resume_candidates(cfg, world if world is not None else int(os.environ.get("WORLD_SIZE", "1")))
+    return None
+
+
 def count_samples(mix: Path) -> int:
     import pyarrow.parquet as pq
 
@@ -176,7 +217,7 @@ def batches_forever(loader: ShardLoader):
             got = True
             yield batch
         if not got:
-            raise RuntimeError(f"{loader.dataset.mix_dir}: no usable sample for this rank (skipped: {loader.skipped})")
+            raise DataError(f"no usable sample for this rank (skipped: {loader.skipped})", path=loader.dataset.mix_dir)
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,19 +228,69 @@ def _ckpt_root(cfg: TrainConfig) -> Path:
     return Path(cfg.output_dir) / CHECKPOINTS
 
 
+COMPLETE = "complete.json"  # written last into a checkpoint, before it is published
+STAGING = ".partial"  # DeepSpeed and the data states write here; a complete step is renamed out
+KILL_ENV = "DATAMIX_TEST_KILL_AT"  # test-only: "<point>:<step>" kills the process there (os._exit(137))
+
+
+def _test_kill(point: str, step: int) -> None:
+    """Test-only fault injection (tests/reliability/test_trainer_resume.py): `DATAMIX_TEST_KILL_AT=
+    <point>:<step>` ends the process abruptly at that point of saving that step, as a kill would.
+    Points: `after-deepspeed` (model/optimizer files written, data states not), `before-publish`
+    (everything written and marked complete, not renamed), `before-latest` (published, `latest` not
+    updated)."""
+    if os.environ.get(KILL_ENV) == f"{point}:{step}":
+        log.warning("%s=%s: killing the process (test-only fault injection)", KILL_ENV, os.environ[KILL_ENV])
+        logging.shutdown()
+        os._exit(137)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
 def save_checkpoint(engine: Any, cfg: TrainConfig, step: int, loader: ShardLoader, rank: int) -> Path:
+    """Write the checkpoint of `step` so that a kill at any moment leaves either the complete checkpoint
+    or none (docs/trainer.md#checkpoints): every rank writes into `checkpoints/.partial/step-N/`
+    (DeepSpeed's model, optimizer and scheduler state, then `data-rank<r>.json`); once all have,
+    rank 0 writes `complete.json` (every file's size), renames the folder to `checkpoints/step-N/`
+    and only then points `latest` at it."""
     import torch.distributed as dist
 
     root = _ckpt_root(cfg)
     tag = f"step-{step:07d}"
-    engine.save_checkpoint(str(root), tag=tag, client_state={"step": step})
+    staging = root / STAGING
+    if rank == 0 and (staging / tag).exists():
+        shutil.rmtree(staging / tag)  # left by a save that was killed
+    dist.barrier()
+    engine.save_checkpoint(str(staging), tag=tag, client_state={"step": step}, save_latest=False)
+    _test_kill("after-deepspeed", step)
     data_state = {"step": step, "loader": loader.state_dict()}
-    tmp = root / tag / f"data-rank{rank}.json.tmp"
-    tmp.write_text(json.dumps(data_state))
-    tmp.replace(root / tag / f"data-rank{rank}.json")
+    _write_atomic(staging / tag / f"data-rank{rank}.json", json.dumps(data_state))
     dist.barrier()
     if rank == 0:
-        (root / CONFIG_FILE).write_text(dump_config(cfg))
+        files = {p.name: p.stat().st_size for p in sorted((staging / tag).iterdir()) if p.is_file()}
+        _write_atomic(staging / tag / COMPLETE, json.dumps({"step": step, "world_size": dist.get_world_size(), "files": files}))
+        _test_kill("before-publish", step)
+        target = root / tag
+        if target.exists():  # an older save of this step (e.g. damaged, resumed from before it)
+            old = root / f"{STAGING}-old-{tag}"
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+            shutil.rmtree(old, ignore_errors=True)
+        (staging / tag).rename(target)
+        for script in staging.glob("*.py"):  # DeepSpeed's zero_to_fp32.py etc. belong beside `latest`
+            script.replace(root / script.name)
+        with contextlib.suppress(OSError):
+            staging.rmdir()  # when empty
+        _test_kill("before-latest", step)
+        _write_atomic(root / "latest", tag)
+        _write_atomic(root / CONFIG_FILE, dump_config(cfg))
         if cfg.save_total_limit:
             tags = sorted(p for p in root.glob("step-*") if p.is_dir())
             for old in tags[: -cfg.save_total_limit]:
@@ -209,20 +300,92 @@ def save_checkpoint(engine: Any, cfg: TrainConfig, step: int, loader: ShardLoade
     return root / tag
 
 
-def load_checkpoint(engine: Any, cfg: TrainConfig, loader: ShardLoader, rank: int) -> int:
+def checkpoint_problem(path: Path, world: int) -> str | None:
+    """Why the checkpoint folder `path` cannot be resumed from (None: complete). Complete: its
+    `complete.json` lists files that are all there with their sizes (a truncated file differs); a
+    folder written before `complete.json` existed needs every rank's `data-rank<r>.json`."""
+    marker = path / COMPLETE
+    if marker.is_file():
+        try:
+            info = json.loads(marker.read_text())
+            files = dict(info["files"])
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            return f"{COMPLETE} unreadable ({e})"
+        for name, size in files.items():
+            f = path / name
+            if not f.is_file():
+                return f"{name} missing"
+            if f.stat().st_size != size:
+                return f"{name} has {f.stat().st_size} bytes, {size} were written (truncated or changed)"
+    elif not any(path.glob("*model_states.pt")):
+        return "no model states (an interrupted save)"
+    for r in range(world):
+        data = path / f"data-rank{r}.json"
+        if not data.is_file():
+            return f"{data.name} missing (an interrupted save)"
+        try:
+            int(json.loads(data.read_text())["step"])
+        except (ValueError, KeyError, TypeError) as e:
+            return f"{data.name} unreadable ({type(e).__name__}: {e})"
+    return None
+
+
+def resume_candidates(cfg: TrainConfig, world: int) -> list[str]:
+    """The complete checkpoints of the run, newest first; a newer incomplete one is passed over with
+    a warning. Raises `UsageError` (before any model is built) when there is none."""
     root = _ckpt_root(cfg)
-    if not (root / "latest").is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint under {root}")
-    tag = (root / "latest").read_text().strip()
-    path, client = engine.load_checkpoint(str(root), tag=tag)
-    if path is None:
-        raise FileNotFoundError(f"--resume: DeepSpeed found no loadable checkpoint under {root}")
-    step = int(client["step"])
-    data_file = root / tag / f"data-rank{rank}.json"
-    state = json.loads(data_file.read_text())
-    loader.load_state_dict(state["loader"])
-    log.info("resumed from %s at step %d", root / tag, step)
-    return step
+    tags = sorted((p.name for p in root.glob("step-*") if p.is_dir()), reverse=True) if root.is_dir() else []
+    if not tags:
+        raise UsageError(f"--resume: no checkpoint under {root} (start without --resume)")
+    good, bad = [], []
+    for tag in tags:
+        problem = checkpoint_problem(root / tag, world)
+        if problem is None:
+            good.append(tag)
+        else:
+            bad.append((tag, problem))
+            if not good:
+                log.warning("--resume: checkpoint %s is incomplete (%s); passed over", root / tag, problem)
+    if not good:
+        why = "; ".join(f"{t}: {p}" for t, p in bad[:3])
+        raise UsageError(f"--resume: no complete checkpoint under {root} ({why})")
+    latest = (root / "latest").read_text().strip() if (root / "latest").is_file() else None
+    if bad and bad[0][0] > good[0]:
+        log.warning("--resume: falling back to %s, the newest complete checkpoint (latest: %s)", good[0], latest)
+    interrupted = sorted(p.name for p in (root / STAGING).glob("step-*") if p.name > good[0])
+    if interrupted:
+        log.warning("--resume: the save of %s was interrupted (left in %s, ignored); resuming from %s, the newest "
+                    "complete checkpoint", interrupted[-1], root / STAGING, good[0])
+    return good
+
+
+def load_checkpoint(engine: Any, cfg: TrainConfig, loader: ShardLoader, rank: int, candidates: list[str] | None = None) -> int:
+    """Load the newest complete checkpoint (`resume_candidates`); one that fails to load on any rank
+    is passed over for the one before, with a warning."""
+    import torch.distributed as dist
+
+    root = _ckpt_root(cfg)
+    world = dist.get_world_size()
+    for tag in candidates if candidates is not None else resume_candidates(cfg, world):
+        error = None
+        try:
+            path, client = engine.load_checkpoint(str(root), tag=tag)
+            if path is None:
+                raise RuntimeError("DeepSpeed found nothing to load")
+            step = int(client["step"])
+            state = json.loads((root / tag / f"data-rank{rank}.json").read_text())
+        except Exception as e:  # noqa: BLE001 - a damaged checkpoint: try the one before
+            error = f"{type(e).__name__}: {e}"
+        ok = torch.tensor([0.0 if error else 1.0])
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        if ok.item() == 0.0:
+            log.warning("--resume: checkpoint %s does not load (%s); trying the one before", root / tag,
+                        error or "on another rank")
+            continue
+        loader.load_state_dict(state["loader"])
+        log.info("resumed from %s at step %d", root / tag, step)
+        return step
+    raise UsageError(f"--resume: no checkpoint under {root} loads (see the warnings above)")
 
 
 def save_final(engine: Any, model: Any, tokenizer: Any, cfg: TrainConfig, rank: int, step: int) -> Path:
@@ -372,6 +535,7 @@ def train(
     continues with `resume`), e.g. for time-limited or preemptible jobs. `trace_keys`: each rank
     appends the keys of the samples it trains on to `<trace_keys>.rank<N>` (to audit data splits).
     """
+    candidates = preflight(cfg, resume=resume)  # before any model is built
     import deepspeed
     import torch.distributed as dist
 
@@ -402,7 +566,7 @@ def train(
     accumulation = engine.gradient_accumulation_steps()
     loader, transform = make_loader(cfg, tokenizer, rank, world)
 
-    step = load_checkpoint(engine, cfg, loader, rank) if resume else 0
+    step = load_checkpoint(engine, cfg, loader, rank, candidates) if resume else 0
     if rank == 0:
         Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
         (Path(cfg.output_dir) / CONFIG_FILE).write_text(dump_config(cfg))
@@ -498,6 +662,10 @@ def train(
     if rank == 0:
         log.info("%s done: step %d, loss %.4f, skipped %s, encode %s", cfg.name, step, last_loss, loader.skipped,
                  transform.stats.as_dict())
+    skipped = loader.skipped
+    if skipped.get("bad_shard") or skipped.get("lost"):
+        log.warning("rank %d read %d damaged shard(s) and lost %d sample(s) in them over the run (see the warnings "
+                    "above; docs/trainer.md#damaged-shards)", rank, skipped["bad_shard"], skipped["lost"])
     return result
 
 

@@ -59,9 +59,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from datamix.errors import DatamixError, UsageError
 from datamix.schema import IMAGE_TOKEN
 from datamix.tokenizer import encode_chunks, is_legacy, make_spm_legacy, read_gguf_metadata
 from datamix.tokenizer import load_tokenizer as _load
+from trainer.config import MissingInput, looks_local
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +419,15 @@ def load_tokenizer(path: str | Path | None = None, *, add_llava_tokens: bool = F
 
     With `add_llava_tokens`, `<image>` (32000) and `<pad>` (32001) are added as special tokens.
     """
-    tok = _load(BUNDLED_VOCAB if path is None else path)
+    if path is not None and looks_local(path) and not Path(str(path)).expanduser().exists():
+        raise MissingInput("tokenizer: no such file or folder", path=path)
+    try:
+        tok = _load(BUNDLED_VOCAB if path is None else path)
+    except (OSError, ValueError, ImportError) as e:  # hub id not found, offline, not a tokenizer
+        if isinstance(e, DatamixError):
+            raise
+        text = " ".join(str(e).split())
+        raise UsageError(f"cannot load the tokenizer: {text[:200]}", path=path) from e
     if add_llava_tokens:
         add_llava_special_tokens(tok)
     return tok

@@ -10,19 +10,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def every_source_mix(tmp_path_factory) -> Path:
+def every_source_mix(tiny_root, tmp_path_factory) -> Path:
     """A mix of every source of the tiny synthetic data, in shards of 24 samples (built once)."""
     from datamix.build import build
-    from datamix.normalize import normalize
-    from datamix.synth import synth
 
-    root = tmp_path_factory.mktemp("every_source")
-    synth(root, scale="tiny", seed=0)
-    normalize(root=root)
+    out = tmp_path_factory.mktemp("every_source")
     recipe = (REPO / "tests" / "fixtures" / "recipes" / "every_source.yaml").read_text()
-    (root / "demo.yaml").write_text(recipe.replace("max_samples: 256", "max_samples: 24"))
-    build(root / "demo.yaml", root, out=root / "mix")
-    return root / "mix"
+    (out / "demo.yaml").write_text(recipe.replace("max_samples: 256", "max_samples: 24"))
+    build(out / "demo.yaml", tiny_root, out=out / "mix")
+    return out / "mix"
 
 
 @pytest.fixture(scope="session")
