@@ -329,7 +329,7 @@ def deepspeed_config(
             stage3_max_reuse_distance=int(1e9),
             stage3_gather_16bit_weights_on_model_save=True,
         )
-        if hidden_size:
+        if hidden_size and bucket:
             zero["stage3_prefetch_bucket_size"] = int(0.9 * bucket)
             zero["stage3_param_persistence_threshold"] = 10 * hidden_size
     ds: dict[str, Any] = {

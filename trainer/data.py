@@ -566,7 +566,7 @@ class ShardStream(IterableDataset):
         out = []
         for it in batch:
             pixels = None
-            if it.has_image:
+            if it.has_image and it.image is not None:
                 try:
                     pixels = torch.from_numpy(self.image_processor(it.image))
                 except ImageError as e:

@@ -21,7 +21,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -41,6 +41,12 @@ class Question:
     question: str
     answer: str
     image: bytes | None
+
+
+def _image_bytes(image: bytes | None) -> bytes:
+    if image is None:  # questions are asked with the image only where they have one (load_questions)
+        raise ValueError("an image question without an image")
+    return image
 
 
 def normalize_answer(text: str) -> str:
@@ -81,7 +87,7 @@ class Evaluator:
     def __init__(self, model_dir: Path | str, *, device: str | None = None, batch_size: int = 32, max_new_tokens: int = 8):
         from transformers import LlavaForConditionalGeneration
 
-        self.model = LlavaForConditionalGeneration.from_pretrained(str(model_dir))
+        self.model = cast(Any, LlavaForConditionalGeneration.from_pretrained(str(model_dir)))
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device).eval()
         self.tokenizer = load_tokenizer(model_dir, add_llava_tokens=True)
@@ -119,7 +125,7 @@ class Evaluator:
             kwargs: dict[str, Any] = {}
             if with_image:
                 kwargs["pixel_values"] = torch.stack(
-                    [torch.from_numpy(self.images(q.image)) for q in chunk]
+                    [torch.from_numpy(self.images(_image_bytes(q.image))) for q in chunk]
                 ).to(self.device, self.model.dtype)
             out = self.model.generate(
                 input_ids=ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=self.max_new_tokens,

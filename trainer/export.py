@@ -358,9 +358,13 @@ def make_image_processor(image_size: int) -> Any:
     kwargs = {k: v for k, v in image_processor_config(image_size).items() if k != "processor_class"}
     try:
         import torchvision  # noqa: F401
-        from transformers import LlavaImageProcessor as cls
+        from transformers import LlavaImageProcessor
+
+        cls: Any = LlavaImageProcessor
     except ImportError:
-        from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil as cls
+        from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
+
+        cls = LlavaImageProcessorPil
     return cls(**kwargs)
 
 

@@ -486,7 +486,7 @@ class MetricsLog:
                 self.tb = SummaryWriter(str(Path(cfg.output_dir) / "tensorboard"))
 
     def write(self, row: dict[str, Any]) -> None:
-        if self.rank != 0:
+        if self.rank != 0 or self.file is None:
             return
         self.file.write(json.dumps(row) + "\n")
         self.file.flush()

@@ -46,7 +46,7 @@ STAGE1_FILE = "stage1.safetensors"  # what a stage-1 run leaves for stage 2 (see
 def _llava_config(vision_config: Any, text_config: Any, mcfg: ModelConfig) -> Any:
     from transformers import LlavaConfig
 
-    return LlavaConfig(
+    kwargs: dict[str, Any] = dict(  # pad_token_id goes through PretrainedConfig's **kwargs
         vision_config=vision_config,
         text_config=text_config,
         image_token_index=IMAGE_TOKEN_ID,
@@ -58,6 +58,7 @@ def _llava_config(vision_config: Any, text_config: Any, mcfg: ModelConfig) -> An
         pad_token_id=PAD_TOKEN_ID,
         tie_word_embeddings=False,
     )
+    return LlavaConfig(**kwargs)
 
 
 def tiny_configs(mcfg: ModelConfig) -> tuple[Any, Any]:
@@ -119,7 +120,7 @@ def build_model(
         config._attn_implementation = mcfg.attn_implementation
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(mcfg.tiny.init_seed)
-            model = LlavaForConditionalGeneration(config)
+            model: Any = LlavaForConditionalGeneration(config)
             _resize_embeddings(model, tokenizer)
         if mcfg.vision_tower:
             _load_tiny_tower(model, vision_cfg, mcfg.vision_tower)
@@ -158,7 +159,14 @@ def llm_hidden_size(mcfg: ModelConfig) -> int:
         return mcfg.tiny.llm_hidden_size
     from transformers import AutoConfig
 
-    return int(AutoConfig.from_pretrained(mcfg.llm).hidden_size)
+    return int(AutoConfig.from_pretrained(_named(mcfg.llm, "model.llm")).hidden_size)
+
+
+def _named(value: str | None, field: str) -> str:
+    """A pretrained model's folder or hub id, which the config requires unless `preset: tiny`."""
+    if not value:
+        raise ValueError(f"{field} is required unless model.preset is tiny")
+    return value
 
 
 def _load_tiny_tower(model: Any, expected: Any, source: str) -> None:
@@ -209,13 +217,14 @@ def _load_vision_tower(mcfg: ModelConfig, dtype: torch.dtype, zero3_config: dict
     import transformers
     from transformers import AutoConfig, CLIPVisionConfig, CLIPVisionModel
 
-    kind = AutoConfig.from_pretrained(mcfg.vision_tower).model_type
+    source = _named(mcfg.vision_tower, "model.vision_tower")
+    kind = AutoConfig.from_pretrained(source).model_type
     if kind not in ("clip", "clip_vision_model"):
         raise ValueError(f"model.vision_tower {mcfg.vision_tower}: model_type {kind!r}, expected a CLIP model")
     if zero3_config is not None:
-        config = CLIPVisionConfig.from_pretrained(mcfg.vision_tower)  # the vision part of a CLIPConfig
+        config = CLIPVisionConfig.from_pretrained(source)  # the vision part of a CLIPConfig
         vision = _zero3_from_pretrained(
-            CLIPVisionModel, config, mcfg.vision_tower, mcfg, dtype, zero3_config, prefixes=("", "vision_model.")
+            CLIPVisionModel, config, source, mcfg, dtype, zero3_config, prefixes=("", "vision_model.")
         )
     else:
         level = transformers.logging.get_verbosity()
@@ -223,7 +232,7 @@ def _load_vision_tower(mcfg: ModelConfig, dtype: torch.dtype, zero3_config: dict
             transformers.logging.set_verbosity_error()
         try:
             vision = CLIPVisionModel.from_pretrained(
-                mcfg.vision_tower, dtype=dtype, attn_implementation=mcfg.attn_implementation
+                source, dtype=dtype, attn_implementation=mcfg.attn_implementation
             )
         finally:
             transformers.logging.set_verbosity(level)
@@ -236,12 +245,13 @@ def _load_llm(mcfg: ModelConfig, dtype: torch.dtype, zero3_config: dict | None, 
     """The Llama LLM; under ZeRO-3 built partitioned with its embeddings already `vocab_size` rows."""
     from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
 
-    config = AutoConfig.from_pretrained(mcfg.llm)
+    source = _named(mcfg.llm, "model.llm")
+    config = AutoConfig.from_pretrained(source)
     if config.model_type != "llama":
-        raise ValueError(f"model.llm {mcfg.llm}: model_type {config.model_type!r}, expected 'llama'")
+        raise ValueError(f"model.llm {source}: model_type {config.model_type!r}, expected 'llama'")
     if zero3_config is not None:
-        return _zero3_from_pretrained(LlamaForCausalLM, config, mcfg.llm, mcfg, dtype, zero3_config, vocab_size=vocab_size)
-    return AutoModelForCausalLM.from_pretrained(mcfg.llm, dtype=dtype, attn_implementation=mcfg.attn_implementation)
+        return _zero3_from_pretrained(LlamaForCausalLM, config, source, mcfg, dtype, zero3_config, vocab_size=vocab_size)
+    return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=mcfg.attn_implementation)
 
 
 def _zero3_from_pretrained(
@@ -291,6 +301,7 @@ def _zero3_from_pretrained(
                 continue
             with deepspeed.zero.GatheredParameters(list(params.values()), modifier_rank=0):
                 if rank0:
+                    assert tensors is not None  # rank 0 opened the checkpoint above
                     for name, p in params.items():
                         t = next((x for x in (tensors.get(pre + name) for pre in prefixes) if x is not None), None)
                         if t is None:

@@ -69,7 +69,7 @@ def pack_batch(batch: Mapping[str, Any], max_length: int, pad_id: int = 0) -> di
     positions = torch.zeros((n_rows, width), dtype=torch.long)
     has_image = batch.get("image_mask")
     image_index = None
-    if batch.get("pixel_values") is not None:
+    if batch.get("pixel_values") is not None and has_image is not None:
         image_index = torch.cumsum(has_image.long(), 0) - 1  # sample -> its row in pixel_values
     image_order: list[int] = []
     for r, row in enumerate(rows):
@@ -79,7 +79,7 @@ def pack_batch(batch: Mapping[str, Any], max_length: int, pad_id: int = 0) -> di
             packed_ids[r, at : at + n] = ids[i, :n]
             packed_labels[r, at : at + n] = labels[i, :n]
             positions[r, at : at + n] = torch.arange(n)
-            if image_index is not None and bool(has_image[i]):
+            if image_index is not None and has_image is not None and bool(has_image[i]):
                 image_order.append(int(image_index[i]))
             at += n
         positions[r, at:] = torch.arange(width - at)
