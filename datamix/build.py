@@ -22,16 +22,18 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from datamix.errors import DataError, UsageError
 from datamix.fileio import sha256_file
-from datamix.mix import MixError, Sample, build_samples, plan
 from datamix.paths import Layout, image_path_problem
 from datamix.recipe import PresizeSpec, apply_overrides, canonical_json, load_recipe
-from datamix.shards import BuildError, out_lock, text_token_counter, write_mix
+
+if TYPE_CHECKING:
+    from datamix.mix import Sample
+
+# datamix.mix and datamix.shards (pyarrow, numpy, polars) are imported where used, after the recipe
+# is read: a recipe that fails to load fails fast and light (`datamix build`, issue 18).
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ ShardProgress = Callable[[int, int], None]
 
 
 def _raw_inputs(layout: Layout, sources: list[str]) -> dict[str, list[dict[str, Any]]]:
+    from datamix.mix import MixError
+
     out = {}
     for name in sources:
         path = layout.stats(name)
@@ -57,6 +61,8 @@ def _raw_inputs(layout: Layout, sources: list[str]) -> dict[str, list[dict[str, 
 
 
 def _text_counter(tokenizer: str | None) -> Callable[[str], int] | None:
+    from datamix.shards import text_token_counter
+
     return text_token_counter(tokenizer) if tokenizer else None
 
 
@@ -80,6 +86,9 @@ def build(
     """
     overrides = list(overrides)
     recipe = apply_overrides(load_recipe(recipe_ref), overrides, file=recipe_ref)
+    from datamix.mix import plan
+    from datamix.shards import out_lock
+
     layout = Layout.at(root)
     if dry_run:
         the_plan = plan(recipe, layout.root)
@@ -104,6 +113,11 @@ def _build_locked(
     force: bool,
     on_shard: ShardProgress | None,
 ) -> dict[str, Any]:
+    import pyarrow as pa
+
+    from datamix.mix import build_samples
+    from datamix.shards import write_mix
+
     raw_inputs = _raw_inputs(layout, list(recipe.sources))
     count_tokens = _text_counter(tokenizer)
     try:
@@ -165,6 +179,8 @@ def import_llava(
     `presize` stores presized images, as a recipe's `shards: presize` does (the release's boxes are
     already in the padded-square frame, which presizing keeps)."""
     from datamix.llava_json import import_records
+    from datamix.mix import Sample
+    from datamix.shards import BuildError, write_mix
 
     samples: list[Sample] = []
     counts: Counter[str] = Counter()

@@ -12,6 +12,7 @@ from typing import Any
 import click
 import typer
 from rich.table import Column, Table
+from typer.models import CommandFunctionType
 
 from datamix import __version__
 from datamix.commands_download import download
@@ -35,7 +36,7 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
                 return fn(*args, **kwargs)
             except _CLICK_EXITS as e:
                 passthrough = e
-        raise passthrough  # type: ignore[misc]
+        raise passthrough
 
     return run
 
@@ -43,10 +44,10 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 class _App(typer.Typer):
     """A Typer app whose every command goes through `_guarded`."""
 
-    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        register = super().command(*args, **kwargs)
+    def command(self, name: str | None = None, **kwargs: Any) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        register = super().command(name, **kwargs)
 
-        def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def decorator(fn: CommandFunctionType) -> CommandFunctionType:
             register(_guarded(fn))
             return fn
 
@@ -332,7 +333,10 @@ def import_llava_cmd(
     spec = None
     if presize is not None:
         try:
-            spec = PresizeSpec(size=presize, quality=presize_quality, subsampling=presize_subsampling)
+            # validated like the keyword form (same errors); a str is what the option gives
+            spec = PresizeSpec.model_validate(
+                {"size": presize, "quality": presize_quality, "subsampling": presize_subsampling}
+            )
         except ValidationError as e:
             problem = "; ".join(f"--presize-{err['loc'][0]}: {err['msg']}" for err in e.errors())
             console.print(f"[red]import failed:[/red] {problem}", highlight=False)

@@ -15,6 +15,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -31,10 +32,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from datamix import fetch
-from datamix.catalog import CATALOG, CatalogError, RemoteFile, load_catalog, select, sources_in
-from datamix.fetch import CoverReport, FetchOptions, FileResult, ProgressEvent
 from datamix.paths import Layout, resolve_root
+
+if TYPE_CHECKING:
+    # datamix.catalog and datamix.fetch pull in datamix.sources (pyarrow, numpy, polars): imported where
+    # used, so that `import datamix.cli` (every command, --help, --version) stays light.
+    from datamix.catalog import RemoteFile
+    from datamix.fetch import CoverReport, FileResult, ProgressEvent
 
 PLAIN_INTERVAL_S = 10.0
 
@@ -190,11 +194,17 @@ def _table(results: Sequence[FileResult], covers: CoverReport | None, order: Seq
     return t
 
 
-def download_state(layout: Layout, catalog: Sequence[RemoteFile] = CATALOG) -> dict[str, str]:
+def download_state(layout: Layout, catalog: Sequence[RemoteFile] | None = None) -> dict[str, str]:
     """Per source, what is downloaded and verified, e.g. "3/3 verified", "2/3 verified, 1 missing".
+    `catalog` defaults to `datamix.catalog.CATALOG`.
 
     Reads only the verification markers and file sizes (no hashing, no network).
     """
+    from datamix import fetch
+    from datamix.catalog import CATALOG, sources_in
+
+    if catalog is None:
+        catalog = CATALOG
     out: dict[str, str] = {}
     for source in sources_in(catalog):
         states = Counter(fetch.file_state(e, layout) for e in catalog if e.source == source)
@@ -230,6 +240,10 @@ def download(
     ),
 ) -> None:
     """Fetch, verify and extract the official files of every (or the named) source into the root."""
+    from datamix import fetch
+    from datamix.catalog import CATALOG, CatalogError, load_catalog, select, sources_in
+    from datamix.fetch import FetchOptions
+
     console = Console()
     layout = Layout(resolve_root(root))
     bench_manual: list[str] = []
@@ -241,8 +255,8 @@ def download(
             cat, entries = evalsets.CATALOG, evalsets.select(names, annotations_only)
             sources = names
             bench_manual = [
-                f"{n}: {evalsets.get(n).manual.replace('{target}', str(evalsets.folder(layout.root, n)))}"
-                for n in names if evalsets.get(n).manual
+                f"{n}: {how.replace('{target}', str(evalsets.folder(layout.root, n)))}"
+                for n in names if (how := evalsets.get(n).manual)
             ]
         else:
             cat = load_catalog(catalog) if catalog is not None else CATALOG

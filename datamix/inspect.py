@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -67,7 +67,7 @@ def inspect_mix(path: str | Path) -> dict[str, Any]:
         "manifest": str(manifest),
         "total": df.height,
         "shards": df["shard"].n_unique() if df.height else 0,
-        "text_only_share": round(float(df["image"].is_null().mean()), 4) if df.height else 0.0,
+        "text_only_share": round(float(cast(float, df["image"].is_null().mean())), 4) if df.height else 0.0,
         "sources": rows,
     }
 
@@ -106,8 +106,8 @@ def verify_mix(path: str | Path, *, limit: int = 1000) -> dict[str, Any]:
                         shard_path = resolve_shard(mix_dir, shard, manifest=manifest, row=row)
                         try:
                             with open(shard_path, "rb") as f:
-                                index = {name.rsplit("/", 1)[-1]: (o, n) for name, o, n in tar_members(f)}
-                            indexes[shard] = index
+                                members = {name.rsplit("/", 1)[-1]: (o, n) for name, o, n in tar_members(f)}
+                            indexes[shard] = members
                         except FileNotFoundError:
                             indexes[shard] = None
                             problem(f"{shard}: shard file missing (row {row}, key {key})")

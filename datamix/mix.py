@@ -33,7 +33,7 @@ import logging
 import math
 import os
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -275,6 +275,7 @@ def _select_source(recipe: Recipe, root: Any, source: str, spec: SourceSpec) -> 
     asked: int | None = None
     short = False
     copies = 1
+    chosen: Sequence[int]
     if spec.repeat is not None:
         rule, chosen = f"repeat {spec.repeat}", range(available)
         copies = spec.repeat

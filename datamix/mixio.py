@@ -75,6 +75,8 @@ class MixIOError(DataError):
     """A mix that cannot be read or written: names the file (manifest, shard) and, when known, the
     manifest row."""
 
+    path: str  # always set (DatamixError's is optional)
+
     def __init__(self, path: Path | str, message: str, row: int | None = None):
         where = f"{path}" if row is None else f"{path}: row {row}"
         super().__init__(f"{where}: {message}")

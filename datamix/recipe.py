@@ -45,7 +45,6 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from datamix import yamlio
 from datamix.errors import UsageError
-from datamix.schema import Kind
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +249,8 @@ class RefCOCOSpec(RegionSpec):
 # before the final shuffle); SOURCE_KINDS: name -> Kind; SPEC_TYPES: name -> spec class.
 
 if TYPE_CHECKING:
+    from datamix.schema import Kind  # datamix.schema imports pyarrow: a recipe loads without it
+
     SOURCE_NAMES: tuple[str, ...]
     SOURCE_KINDS: dict[str, Kind]
     SPEC_TYPES: dict[str, type[SourceSpec]]

@@ -459,15 +459,22 @@ def _per_source(df: pl.DataFrame, summary: dict[str, Any], sources: Sequence[str
     for s in sources:
         r = dict(agg.get(s) or {"samples": 0, "text_only": 0})
         r["source"] = s
-        meta = info.get(s) if isinstance(info.get(s), dict) else {}
+        s_info = info.get(s)
+        meta = s_info if isinstance(s_info, dict) else {}
         r["expected"] = meta.get("expected")
         r["eval"] = meta.get("eval")
         rows.append(r)
     return rows
 
 
+def _num(stat: Any) -> float:
+    """`float(stat)` for a statistic (min, max, median, quantile) of a non-empty, null-free numeric
+    column: a number, though polars types it as any Python literal or None."""
+    return float(stat)
+
+
 def _quantiles(df: pl.DataFrame, sources: Sequence[str], column: str) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for s in sources:
         col = df.filter(pl.col("source") == s)[column].drop_nulls()
         if col.len() == 0:
@@ -475,8 +482,8 @@ def _quantiles(df: pl.DataFrame, sources: Sequence[str], column: str) -> list[di
             continue
         out.append({
             "source": s,
-            "min": float(col.min()), "max": float(col.max()), "median": float(col.median()),
-            "p25": float(col.quantile(0.25, "linear")), "p75": float(col.quantile(0.75, "linear")),
+            "min": _num(col.min()), "max": _num(col.max()), "median": _num(col.median()),
+            "p25": _num(col.quantile(0.25, "linear")), "p75": _num(col.quantile(0.75, "linear")),
         })
     return out
 
@@ -887,7 +894,8 @@ def render_report(
         raise ReportError(f"--per-source must be >= 0, got {per_source}")
     mix_dir = Path(mix_dir)
     df, summary = _load(mix_dir)
-    summary_sources = summary.get("sources") if isinstance(summary.get("sources"), dict) else {}
+    s_sources = summary.get("sources")
+    summary_sources = s_sources if isinstance(s_sources, dict) else {}
     sources = _source_order(set(df["source"].unique().to_list()) | set(summary_sources))
     keys = df["key"].to_list()
     log.info("report: %s, %d samples, %d sources", mix_dir, df.height, len(sources))

@@ -18,3 +18,9 @@ def g(v: str) -> dict:
 def exchange(id: str, image: str, question: str, answer: str) -> dict:
     """A release record of one question and its answer about `image`."""
     return {"id": id, "image": image, "conversations": [h(question), g(answer)]}
+
+
+def coco_item(cls, source: str, image_id: int, **fields):
+    """Item `<source>-0` of class `cls` on COCO picture `image_id` (its id and image path as read)."""
+    image = f"coco/train2017/{image_id:012d}.jpg"
+    return cls(key=f"{source}-0", source=source, id=f"{image_id:012d}", image=image, **fields)

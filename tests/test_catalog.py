@@ -116,23 +116,8 @@ def test_load_json_and_yaml(tmp_path):
     for f in (j, y):
         cat = load_catalog(f)
         assert cat == (
-            RemoteFile(
-                source="vqav2",
-                url="https://h.example/q.zip",
-                path="downloads/vqav2/q.zip",
-                extract_to="raw/vqav2",
-                sha256="a" * 64,
-                size=10,
-                kind="annotation",
-            ),
-            RemoteFile(
-                source="gqa",
-                url="http://h.example/i.zip",
-                path="downloads/gqa/i.zip",
-                extract_to="images/gqa",
-                md5="b" * 32,
-                kind="images",
-            ),
+            RemoteFile(**{**entries[0], "sha256": "a" * 64}, kind="annotation"),  # checksum lower-cased
+            RemoteFile(**entries[1], kind="images"),  # extracted under images/
             RemoteFile(source="textcaps", url="https://h.example/t.json", path="raw/textcaps/t.json"),
         )
 

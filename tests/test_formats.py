@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from llava_records import coco_item
 
 from datamix import formats
 from datamix.formats import (
@@ -233,11 +234,10 @@ def test_vqa_answer_modes():
 
 
 def test_aokvqa_rotations_letters_and_suffix():
-    item = MCQItem(
-        key="aokvqa-0",
-        source="aokvqa",
-        id="000000299207",
-        image="coco/train2017/000000299207.jpg",
+    item = coco_item(
+        MCQItem,
+        "aokvqa",
+        299207,
         questions=(
             Choice(
                 question_id="22MexNkBPpdZGX6sxbxVBH",

@@ -97,3 +97,45 @@ def test_importing_datamix_does_not_import_torch(statement):
     run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.strip().splitlines()[-1] == "[]"
+
+
+HEAVY = ("pyarrow", "polars", "numpy")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import datamix.cli",  # every command, --help and --version (issue 18)
+        # `datamix build` reads the recipe before it needs the tables: a bad recipe fails light
+        "import datamix.build, datamix.recipe, datamix.yamlio",
+        "import datamix.commands_download",
+    ],
+)
+def test_the_cli_does_not_import_the_heavy_libraries(statement):
+    check = (
+        statement
+        + f"\nimport sys\nbad = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\nprint(bad)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_yaml_bomb_recipe_fails_without_the_heavy_libraries(tmp_path):
+    """Issue 18: a 9-level alias bomb through the CLI is refused before pyarrow/polars/numpy load."""
+    sys.path.insert(0, str(REPO / "tests"))
+    try:
+        from test_yamlio import laughs
+    finally:
+        sys.path.remove(str(REPO / "tests"))
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(laughs(9, top="name: bomb"), encoding="utf-8")
+    check = (
+        "import sys\nfrom datamix.cli import app\n"
+        f"try:\n    app(['build', '--recipe', {str(bomb)!r}, '--root', {str(tmp_path / 'r')!r}])\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        f"print(code, sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert "not valid YAML" in run.stderr, run.stderr[-3000:]
+    assert run.stdout.strip().splitlines()[-1] == "2 []"

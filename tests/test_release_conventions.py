@@ -38,6 +38,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from llava_records import coco_item
+
 from datamix.build import build, import_llava
 from datamix.formats import format_item, format_refcoco
 from datamix.lint import lint_path, lint_records
@@ -260,11 +262,10 @@ ISSUE_623 = [
 def test_refcoco_boxes_in_the_original_frame():
     # The issue quotes the release turn but not the COCO box; this 640x480 pixel box is ours, chosen
     # so that x / width, y / height gives the quoted values (the release's frame, LLaVA issue #623).
-    item = RegionItem(
-        key="refcoco-0",
-        source="refcoco",
-        id="000000314530",
-        image="coco/train2017/000000314530.jpg",
+    item = coco_item(
+        RegionItem,
+        "refcoco",
+        314530,
         width=640,
         height=480,
         regions=(

@@ -81,6 +81,23 @@ def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
                     raise DataError(f"not a JSON line: {e.msg}", path=path, record=i + 1) from None
 
 
+def _json_object(path: Path, what: str) -> dict[Any, Any]:
+    """The JSON object `{<what>: question}` at `path`."""
+    data = _load_json(path)
+    if not isinstance(data, dict):
+        raise DataError(f"expected an object {{{what}: question}}", path=path)
+    return data
+
+
+def _keyed_item(
+    name: str, qid: Any, rec: dict[str, Any], question: str, image: str, idents: tuple[str, ...] = ()
+) -> BenchItem:
+    """The item of record `rec` of a `{id: question}` object; its `answer`, where it has one."""
+    return BenchItem(
+        benchmark=name, qid=str(qid), question=question, answer=rec.get("answer"), image=image, idents=idents
+    )
+
+
 def _get(rec: Any, field: str, path: Path, where: Any, typ: type | tuple[type, ...] = str) -> Any:
     if not isinstance(rec, dict) or field not in rec:
         raise DataError("missing field", path=path, record=where, field=field)
@@ -127,22 +144,11 @@ def gqa_ident(image_id: str) -> str:
 
 def gqa_testdev(folder: Path, name: str) -> list[BenchItem]:
     path = folder / GQA_FILE
-    data = _load_json(path)
-    if not isinstance(data, dict):
-        raise DataError("expected an object {question_id: question}", path=path)
     out = []
-    for qid, q in data.items():
+    for qid, q in _json_object(path, "question_id").items():
         image_id = _get(q, "imageId", path, qid)
-        out.append(
-            BenchItem(
-                benchmark=name,
-                qid=str(qid),
-                question=_get(q, "question", path, qid),
-                answer=q.get("answer"),
-                image=f"images/{image_id}.jpg",
-                idents=(gqa_ident(image_id),),
-            )
-        )
+        question = _get(q, "question", path, qid)
+        out.append(_keyed_item(name, qid, q, question, f"images/{image_id}.jpg", (gqa_ident(image_id),)))
     return out
 
 
@@ -364,16 +370,9 @@ MMVET_FILE = "mm-vet/mm-vet.json"
 
 def mmvet(folder: Path, name: str) -> list[BenchItem]:
     path = folder / MMVET_FILE
-    data = _load_json(path)
-    if not isinstance(data, dict):
-        raise DataError("expected an object {id: question}", path=path)
-    return [
-        BenchItem(
-            benchmark=name,
-            qid=str(qid),
-            question=_get(q, "question", path, qid),
-            answer=q.get("answer"),
-            image=f"mm-vet/images/{_get(q, 'imagename', path, qid)}",
-        )
-        for qid, q in data.items()
-    ]
+    data = _json_object(path, "id")
+    out = []
+    for qid, q in data.items():
+        question = _get(q, "question", path, qid)
+        out.append(_keyed_item(name, qid, q, question, f"mm-vet/images/{_get(q, 'imagename', path, qid)}"))
+    return out

@@ -95,3 +95,10 @@ def expect_dict(path: Path, data: Any, where: str = "top level") -> dict[str, An
     if not isinstance(data, dict):
         raise RawFormatError(path, f"{where} is {type(data).__name__}, expected a JSON object")
     return data
+
+
+def raw_record(name: str, fields: str) -> type[msgspec.Struct]:
+    """A lenient msgspec record type for one raw JSON record: the space-separated `fields` only,
+    each any type and `UNSET` when absent (the checks above type them), so that decoding keeps
+    just the fields a source reads."""
+    return msgspec.defstruct(name, [(f, Any, msgspec.UNSET) for f in fields.split()], gc=False)

@@ -15,29 +15,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import msgspec
-
 from datamix import formats
 from datamix.fileio import iter_json_list
 from datamix.paths import COCO_DIR, coco_image
 from datamix.recipe import MCQSpec
 from datamix.schema import Choice, DropReason, Kind
 from datamix.sources._coco import COCO_FOLDER, COCO_TRAIN2017
-from datamix.sources._fields import RecordError, get, require, require_id, require_str_list
+from datamix.sources._fields import RecordError, get, raw_record, require, require_id, require_str_list
 from datamix.sources.base import Context, Draft, LlavaMatch, Part, RawFile, Records, RemoteFile, Source
 
 FILE = "aokvqa_v1p0_train.json"
 _S3 = "https://prior-datasets.s3.us-east-2.amazonaws.com"
 
 
-class _Record(msgspec.Struct, gc=False):
-    split: Any = msgspec.UNSET
-    image_id: Any = msgspec.UNSET
-    question_id: Any = msgspec.UNSET
-    question: Any = msgspec.UNSET
-    choices: Any = msgspec.UNSET
-    correct_choice_idx: Any = msgspec.UNSET
-    direct_answers: Any = msgspec.UNSET
+_Record = raw_record(
+    "_Record", "split image_id question_id question choices correct_choice_idx direct_answers"
+)
 
 
 class AOKVQA(Source):

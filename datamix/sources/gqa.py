@@ -16,24 +16,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import msgspec
-
 from datamix import formats
 from datamix.fileio import load_json
 from datamix.paths import GQA_DIR
 from datamix.recipe import VQASpec
 from datamix.schema import QA, DropReason, Kind
-from datamix.sources._fields import RecordError, expect_dict, require, require_id
+from datamix.sources._fields import RecordError, expect_dict, raw_record, require, require_id
 from datamix.sources.base import Context, Draft, LlavaMatch, Part, RawFile, Records, RemoteFile, Source
 
 FILE = "train_balanced_questions.json"
 _URL = "https://downloads.cs.stanford.edu/nlp/data/gqa"
 
 
-class _Question(msgspec.Struct, gc=False):
-    question: Any = msgspec.UNSET
-    imageId: Any = msgspec.UNSET  # noqa: N815 - the raw field name
-    answer: Any = msgspec.UNSET
+_Question = raw_record("_Question", "question imageId answer")
 
 
 def id_order(value: str) -> tuple[int, int, str]:
@@ -41,7 +36,7 @@ def id_order(value: str) -> tuple[int, int, str]:
     return (0, int(value), "") if value.isdigit() else (1, 0, value)
 
 
-def _drain(data: dict[str, _Question]) -> Iterator[tuple[str, tuple[str, _Question]]]:
+def _drain(data: dict[str, Any]) -> Iterator[tuple[str, tuple[str, Any]]]:
     """(question id, (question id, record)), popped as we go: decoded records are freed while the
     groups grow."""
     while data:
@@ -71,11 +66,11 @@ class GQA(Source):
 
     def records(self, ctx: Context) -> Iterator[Records]:
         path = ctx.require_file(FILE)
-        data = expect_dict(path, load_json(path, dict[str, _Question]))
+        data = expect_dict(path, load_json(path, dict[str, _Question]))  # type: ignore[valid-type]
         ctx.count("questions", len(data))
         yield Records(FILE, _drain(data))
 
-    def parse(self, ctx: Context, entry: tuple[str, _Question]) -> Part:
+    def parse(self, ctx: Context, entry: tuple[str, Any]) -> Part:
         qid, rec = entry
         image_id = require_id(rec, "imageId")
         question = require(rec, "question", str)

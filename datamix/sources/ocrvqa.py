@@ -16,14 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import msgspec
-
 from datamix import formats
 from datamix.fileio import load_json
 from datamix.paths import OCRVQA_DIR
 from datamix.recipe import VQASpec
 from datamix.schema import QA, DropReason, Kind
-from datamix.sources._fields import RecordError, expect_dict, require, require_str_list
+from datamix.sources._fields import RecordError, expect_dict, raw_record, require, require_str_list
 from datamix.sources.base import Context, Draft, LlavaMatch, RawFile, Records, RemoteFile, Source
 
 FILE = "dataset.json"
@@ -38,10 +36,7 @@ MANUAL = (
 )
 
 
-class _Book(msgspec.Struct, gc=False):
-    questions: Any = msgspec.UNSET
-    answers: Any = msgspec.UNSET
-    split: Any = msgspec.UNSET
+_Book = raw_record("_Book", "questions answers split")
 
 
 class OCRVQA(Source):
@@ -64,10 +59,10 @@ class OCRVQA(Source):
 
     def records(self, ctx: Context) -> Iterator[Records]:
         path = ctx.require_file(FILE)
-        books = expect_dict(path, load_json(path, dict[str, _Book]))
+        books = expect_dict(path, load_json(path, dict[str, _Book]))  # type: ignore[valid-type]
         yield Records(FILE, ((key, (key, books[key])) for key in sorted(books)))
 
-    def parse(self, ctx: Context, entry: tuple[str, _Book]) -> Draft | None:
+    def parse(self, ctx: Context, entry: tuple[str, Any]) -> Draft | None:
         key, rec = entry
         split = require(rec, "split", int)
         if split != TRAIN:

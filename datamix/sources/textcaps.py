@@ -24,7 +24,15 @@ from datamix.fileio import RawFormatError, load_json
 from datamix.paths import TEXTVQA_DIR
 from datamix.recipe import CaptionSpec
 from datamix.schema import DropReason, Kind
-from datamix.sources._fields import RecordError, expect_dict, expect_list, get, require, require_id
+from datamix.sources._fields import (
+    RecordError,
+    expect_dict,
+    expect_list,
+    get,
+    raw_record,
+    require,
+    require_id,
+)
 from datamix.sources.base import Context, Draft, LlavaMatch, Part, RawFile, Records, RemoteFile, Source
 
 FILE = "TextCaps_0.1_train.json"
@@ -32,25 +40,18 @@ OCR_FILES = ("TextVQA_Rosetta_OCR_v0.2_train.json", "TextVQA_0.5.1_train.json")
 _FB = "https://dl.fbaipublicfiles.com/textvqa"
 
 
-class _Caption(msgspec.Struct, gc=False):
-    image_id: Any = msgspec.UNSET
-    image_width: Any = msgspec.UNSET
-    image_height: Any = msgspec.UNSET
-    caption_id: Any = msgspec.UNSET
-    caption_str: Any = msgspec.UNSET
+_Caption = raw_record("_Caption", "image_id image_width image_height caption_id caption_str")
 
 
 class _CaptionFile(msgspec.Struct, gc=False):
-    data: list[_Caption] | None = None
+    data: list[_Caption] | None = None  # type: ignore[valid-type]
 
 
-class _Ocr(msgspec.Struct, gc=False):
-    image_id: Any = msgspec.UNSET
-    ocr_tokens: Any = msgspec.UNSET
+_Ocr = raw_record("_Ocr", "image_id ocr_tokens")
 
 
 class _OcrFile(msgspec.Struct, gc=False):
-    data: list[_Ocr] | None = None
+    data: list[_Ocr] | None = None  # type: ignore[valid-type]
 
 
 def _data(path: Any, decoded: Any) -> list[Any]:

@@ -136,7 +136,7 @@ def write_demo(root: Path, scale: str, seed: int) -> dict[str, int]:
     coco_ids = list(pool["coco"])
     planted = rng.sample(coco_ids, min(len(coco_ids), 3 * k))
     used = set(pool["coco"])
-    fresh = []
+    fresh: list[int] = []
     while len(fresh) < 4 * k:
         i = rng.randrange(9, 581_930)
         if i not in used and i not in fresh:
@@ -376,9 +376,9 @@ def write_demo(root: Path, scale: str, seed: int) -> dict[str, int]:
         }
         test.append(pid)
         if j % 3:
-            buf = io.BytesIO()
-            Image.open(io.BytesIO(_field(w.rng("scienceqa", j)))).save(buf, "PNG")
-            w.write_bytes("scienceqa", f"test/{pid}/image.png", buf.getvalue())
+            png = io.BytesIO()
+            Image.open(io.BytesIO(_field(w.rng("scienceqa", j)))).save(png, "PNG")
+            w.write_bytes("scienceqa", f"test/{pid}/image.png", png.getvalue())
             w.unplanted("scienceqa", pid)
     w.write_json("scienceqa", "problems.json", problems)
     w.write_json("scienceqa", "pid_splits.json", {"train": [], "val": [], "test": test})

@@ -21,13 +21,16 @@ import json
 import os
 import random
 from collections import Counter
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 
 from datamix.schema import DropReason
 from datamix.synth.scene import SHORTUUID, derive
+
+_T = TypeVar("_T", bound=Hashable)
 
 # real raw figures (docs/sources.md sections 0.3, 1-11, P12)
 REAL = {
@@ -325,3 +328,11 @@ class Bulk:
                     )
             out.append((main, "[" + ", ".join(answers) + "]"))
         return out
+
+
+def distinct(n: int, draw: Callable[[], _T]) -> list[_T]:
+    """`n` distinct values of `draw()` in the order first drawn (a repeat is drawn again)."""
+    out: dict[_T, None] = {}
+    while len(out) < n:
+        out.setdefault(draw(), None)
+    return list(out)

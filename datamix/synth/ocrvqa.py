@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import random
+from functools import partial
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
@@ -20,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 from datamix.paths import OCRVQA_DIR
 from datamix.schema import DropReason
 from datamix.sources.ocrvqa import FILE
-from datamix.synth.bulk import WORDS, Bulk, js, sentence, shortuuid
+from datamix.synth.bulk import WORDS, Bulk, distinct, js, sentence, shortuuid
 from datamix.synth.scene import ALNUM, COLORS, JPEG_QUALITY, SIZE, World, article
 
 SOURCE = "ocrvqa"
@@ -233,24 +234,22 @@ def write_demo(world: World, n: int) -> int:
 # volume profile
 
 
+def _book_key(rng: random.Random) -> str:
+    """An ISBN-10 (leading zeros dropped, docs/sources.md P3) or, one time in ten, an ASIN."""
+    if rng.random() < 0.9:
+        digits = [rng.randrange(10) for _ in range(9)]
+        check = sum((10 - i) * d for i, d in enumerate(digits)) % 11
+        check = (11 - check) % 11
+        key = "".join(map(str, digits)) + ("X" if check == 10 else str(check))
+        return key.lstrip("0") or "0"
+    return "B00" + "".join(rng.choice("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(7))
+
+
 def write_volume(w: Bulk) -> None:
     src = SOURCE
     rng = w.rng(src)
     n_books, n_train = w.n("ocrvqa_books"), w.n("ocrvqa_train")
-    keys: list[str] = []
-    seen: set[str] = set()
-    while len(keys) < n_books:
-        if rng.random() < 0.9:
-            digits = [rng.randrange(10) for _ in range(9)]
-            check = sum((10 - i) * d for i, d in enumerate(digits)) % 11
-            check = (11 - check) % 11
-            key = "".join(map(str, digits)) + ("X" if check == 10 else str(check))
-            key = key.lstrip("0") or "0"  # leading zeros dropped (docs/sources.md P3)
-        else:
-            key = "B00" + "".join(rng.choice("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(7))
-        if key not in seen:
-            seen.add(key)
-            keys.append(key)
+    keys = distinct(n_books, partial(_book_key, rng))
     splits = (
         [1] * n_train
         + [2] * ((n_books - n_train) // 2)

@@ -17,7 +17,7 @@ from datamix.schema import DropReason
 from datamix.sources.okvqa import ANNOTATIONS, QUESTIONS
 from datamix.synth.bulk import Bulk, js
 from datamix.synth.scene import CORNERS, FRUITS, NUM_WORDS, Scene, World
-from datamix.synth.vqav2 import VQA_LICENSE, vqa_info
+from datamix.synth.vqav2 import VQA_LICENSE, vqa_info, vqa_pair_demo
 
 SOURCE = "okvqa"
 
@@ -80,28 +80,24 @@ def _okvqa_qas(rng: random.Random, scene: Scene) -> list[tuple[str, str, list[tu
 DEMO_SIZES = {"tiny": 10, "small": 300}
 
 
+def _annotation(image_id: int, qid: int, qa: tuple[str, str, list[tuple[str, str]]]) -> dict[str, Any]:
+    _, qtype, answers = qa
+    return {
+        "image_id": image_id,
+        "answer_type": "other",
+        "question_type": qtype,
+        "question_id": qid,
+        "answers": [
+            {"answer_id": j + 1, "raw_answer": r, "answer_confidence": "yes", "answer": st}
+            for j, (r, st) in enumerate(answers)
+        ],
+        "confidence": 3,
+    }
+
+
 def write_demo(world: World, n: int) -> int:
     rng = world.rng(SOURCE)
-    ids = world.coco_sample(rng, n)
-    questions: list[dict[str, Any]] = []
-    annotations: list[dict[str, Any]] = []
-    for image_id, scene in world.coco_scenes(ids, ghost=2):
-        for k, (q, qtype, answers) in enumerate(_okvqa_qas(rng, scene)):
-            qid = image_id * 10 + k
-            questions.append({"image_id": image_id, "question": q, "question_id": qid})
-            annotations.append(
-                {
-                    "image_id": image_id,
-                    "answer_type": "other",
-                    "question_type": qtype,
-                    "question_id": qid,
-                    "answers": [
-                        {"answer_id": j + 1, "raw_answer": r, "answer_confidence": "yes", "answer": st}
-                        for j, (r, st) in enumerate(answers)
-                    ],
-                    "confidence": 3,
-                }
-            )
+    ids, questions, annotations = vqa_pair_demo(world, rng, n, 2, _okvqa_qas, 10, _annotation)
     # planted: an annotation without answers (its question then has no usable annotation)
     annotations[rng.randrange(len(annotations))].pop("answers")
     world.expect_drop(SOURCE, DropReason.MISSING_FIELD)

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from datamix.paths import TEXTVQA_DIR
 from datamix.schema import DropReason
 from datamix.sources.textcaps import FILE, OCR_FILES
-from datamix.synth.bulk import WORDS, Bulk, aspect_key, js, sentence
+from datamix.synth.bulk import WORDS, Bulk, aspect_key, distinct, js, sentence
 from datamix.synth.scene import (
     NUM_WORDS,
     SIZE,
@@ -183,13 +183,7 @@ def write_volume(w: Bulk) -> None:
     src = SOURCE
     rng = w.rng(src)
     n_img, n_cap = w.n("textcaps_images"), w.n("textcaps_captions")
-    ids: list[str] = []
-    seen: set[str] = set()
-    while len(ids) < w.n("textvqa_image_files") + 3:
-        i = f"{rng.getrandbits(64):016x}"
-        if i not in seen:
-            seen.add(i)
-            ids.append(i)
+    ids = distinct(w.n("textvqa_image_files") + 3, lambda: f"{rng.getrandbits(64):016x}")
     ghosts = ids[-3:]
     ids = ids[:-3]
     sizes = ((1024, 768), (768, 1024), (1024, 1024), (1024, 683))

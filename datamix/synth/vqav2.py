@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
 
@@ -48,29 +49,48 @@ _VQA_HEAD = json.dumps(
 DEMO_SIZES = {"tiny": 20, "small": 2000}
 
 
-def write_demo(world: World, n: int) -> int:
-    rng = world.rng(SOURCE)
+def vqa_pair_demo(
+    world: World,
+    rng: random.Random,
+    n: int,
+    ghost: int,
+    draw: Callable[[random.Random, Scene], Iterable[Any]],
+    step: int,
+    annotate: Callable[[int, int, Any], dict[str, Any]],
+) -> tuple[list[int], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The demo's VQA-challenge file pair (VQAv2, OK-VQA) on `n` COCO pictures (then ghost `ghost`):
+    (picture ids, questions, annotations). Each QA `draw(rng, scene)` gives (its question first) gets
+    question id `image_id * step + k` and the annotation `annotate(image_id, question id, qa)`."""
     ids = world.coco_sample(rng, n)
     questions: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
-    for image_id, scene in world.coco_scenes(ids, ghost=1):
-        for k, (q, a, qtype, atype, domain) in enumerate(vqa_qas(rng, scene)):
-            qid = image_id * 1000 + k
-            questions.append({"image_id": image_id, "question": q, "question_id": qid})
-            answers = [
-                {"answer": ans, "answer_confidence": conf, "answer_id": j + 1}
-                for j, (ans, conf) in enumerate(ten_answers(rng, a, domain))
-            ]
-            annotations.append(
-                {
-                    "question_type": qtype,
-                    "multiple_choice_answer": a,
-                    "answers": answers,
-                    "image_id": image_id,
-                    "answer_type": atype,
-                    "question_id": qid,
-                }
-            )
+    for image_id, scene in world.coco_scenes(ids, ghost=ghost):
+        for k, qa in enumerate(draw(rng, scene)):
+            qid = image_id * step + k
+            questions.append({"image_id": image_id, "question": qa[0], "question_id": qid})
+            annotations.append(annotate(image_id, qid, qa))
+    return ids, questions, annotations
+
+
+def write_demo(world: World, n: int) -> int:
+    rng = world.rng(SOURCE)
+
+    def annotate(image_id: int, qid: int, qa: tuple[str, str, str, str, tuple[str, ...]]) -> dict[str, Any]:
+        _, a, qtype, atype, domain = qa
+        answers = [
+            {"answer": ans, "answer_confidence": conf, "answer_id": j + 1}
+            for j, (ans, conf) in enumerate(ten_answers(rng, a, domain))
+        ]
+        return {
+            "question_type": qtype,
+            "multiple_choice_answer": a,
+            "answers": answers,
+            "image_id": image_id,
+            "answer_type": atype,
+            "question_id": qid,
+        }
+
+    ids, questions, annotations = vqa_pair_demo(world, rng, n, 1, vqa_qas, 1000, annotate)
     # planted: a question without its text; an annotation of a question that does not exist
     bad_q = {"image_id": ids[-1], "question_id": ids[-1] * 1000 + 99}
     plant(rng, questions, [bad_q])

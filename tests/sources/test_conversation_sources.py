@@ -10,6 +10,11 @@ from datamix.schema import ConversationItem, Turn
 from .helpers import reasons, run
 
 
+def conv(*turns):
+    """A raw `conversations` list from (role, text) pairs."""
+    return [{"from": r, "value": v} for r, v in turns]
+
+
 def test_llava_instruct_keeps_raw_turns_and_maps_images(world):
     world.image("coco/train2017/000000000113.jpg")
     world.image("coco/train2017/000000123456.jpg")
@@ -18,15 +23,12 @@ def test_llava_instruct_keeps_raw_turns_and_maps_images(world):
         "llava_instruct_150k.json",
         [
             {"id": "000000000113", "image": "000000000113.jpg",
-             "conversations": [{"from": "human", "value": "What is this photo about'?\n<image>"},
-                               {"from": "gpt", "value": "A kitchen."}]},
+             "conversations": conv(("human", "What is this photo about'?\n<image>"), ("gpt", "A kitchen."))},
             {"id": 123456, "image": "000000123456.jpg",  # int id in the wild -> string
-             "conversations": [{"from": "human", "value": "<image>\nWhat is the dog holding?"},
-                               {"from": "gpt", "value": "A red frisbee."},
-                               {"from": "human", "value": "Where is it?"},
-                               {"from": "gpt", "value": "On a lawn."}]},
+             "conversations": conv(("human", "<image>\nWhat is the dog holding?"), ("gpt", "A red frisbee."),
+                                   ("human", "Where is it?"), ("gpt", "On a lawn."))},
             {"id": "000000999999", "image": "000000999999.jpg",
-             "conversations": [{"from": "human", "value": "<image>\nHi"}, {"from": "gpt", "value": "Hello"}]},
+             "conversations": conv(("human", "<image>\nHi"), ("gpt", "Hello"))},
             {"id": "000000000113", "image": "000000000113.jpg", "conversations": "oops"},
             {"image": "000000000113.jpg", "conversations": []},
         ],
@@ -51,9 +53,6 @@ def test_llava_instruct_keeps_raw_turns_and_maps_images(world):
 
 
 def test_sharegpt_filters_with_reasons(world):
-    def conv(*turns):
-        return [{"from": r, "value": v} for r, v in turns]
-
     world.json(
         "sharegpt",
         "ShareGPT_V3_unfiltered_cleaned_split.json",
@@ -91,8 +90,8 @@ def test_llava_pretrain_paths(world):
         "blip_laion_cc_sbu_558k.json",
         [
             {"id": "004539375", "image": "00453/004539375.jpg",
-             "conversations": [{"from": "human", "value": "Render a clear and concise summary of the photo.\n<image>"},
-                               {"from": "gpt", "value": "select luxury furniture 3 - inch gel memory foam mattress topper"}]},
+             "conversations": conv(("human", "Render a clear and concise summary of the photo.\n<image>"),
+                                   ("gpt", "select luxury furniture 3 - inch gel memory foam mattress topper"))},
             {"id": "004539376", "image": "../../etc/passwd", "conversations": []},
         ],
     )
@@ -106,7 +105,7 @@ def test_llava_pretrain_paths(world):
 def test_sharegpt_odd_elements_become_drops_and_the_rest_is_kept(world):
     """The release file is decoded one element at a time: an element that is not a record (or whose
     fields have other types) is dropped with a reason, the records around it are kept."""
-    turns = [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]
+    turns = conv(("human", "q"), ("gpt", "a"))
     world.json(
         "sharegpt",
         "ShareGPT_V3_unfiltered_cleaned_split.json",
