@@ -30,8 +30,10 @@ def _photo(rng: random.Random, w: int, h: int) -> bytes:
     d = ImageDraw.Draw(im)
     for _ in range(12):
         x, y = rng.randrange(w), rng.randrange(h)
-        d.ellipse([x, y, x + rng.randrange(20, 160), y + rng.randrange(20, 160)],
-                  fill=tuple(rng.randrange(256) for _ in range(3)))
+        d.ellipse(
+            [x, y, x + rng.randrange(20, 160), y + rng.randrange(20, 160)],
+            fill=tuple(rng.randrange(256) for _ in range(3)),
+        )
     im = im.filter(ImageFilter.GaussianBlur(0.6))
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=rng.choice([75, 85, 90]))
@@ -42,7 +44,10 @@ def make_images(root: Path, n: int, seed: int = 0, pool: int = 600) -> list[str]
     """`n` distinct image files (as many paths as the mix has pictures), their bytes drawn from a pool
     of `pool` encoded photos (encoding every picture would dominate the benchmark's own runtime)."""
     rng = random.Random(seed)
-    blobs = [_photo(rng, *rng.choice([(640, 480), (480, 640), (500, 375), (640, 427)])) for _ in range(min(pool, n))]
+    blobs = [
+        _photo(rng, *rng.choice([(640, 480), (480, 640), (500, 375), (640, 427)]))
+        for _ in range(min(pool, n))
+    ]
     rels = []
     folder = root / "coco/train2017"
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,15 +64,22 @@ def make_samples(images: list[str], n: int, seed: int = 0) -> list[Sample]:
     for i in range(n):
         if i % 16 == 15:  # text-only share like the mix (~6%)
             image = None
-            conv = [{"from": "human", "value": "Explain recursion. " * 20}, {"from": "gpt", "value": "It is... " * 60}]
+            conv = [
+                {"from": "human", "value": "Explain recursion. " * 20},
+                {"from": "gpt", "value": "It is... " * 60},
+            ]
         else:
             image = images[rng.randrange(len(images))]
             turns = rng.randrange(1, 6)
             conv = []
             for t in range(turns):
-                q = ("<image>\n" if t == 0 else "") + "What color is the object on the left side of the table?"
+                q = (
+                    "<image>\n" if t == 0 else ""
+                ) + "What color is the object on the left side of the table?"
                 conv += [{"from": "human", "value": q}, {"from": "gpt", "value": "Red"}]
-        samples.append(Sample.create(key=f"bench-{i}", id=f"{i:012d}", source="vqav2", image=image, conversations=conv))
+        samples.append(
+            Sample.create(key=f"bench-{i}", id=f"{i:012d}", source="vqav2", image=image, conversations=conv)
+        )
     return samples
 
 
@@ -93,21 +105,40 @@ def run(work: Path, n_samples: int, n_images: int, jobs: int) -> list[dict]:
     result = write_mix(work / "mix", "bench", samples, images_root, summary={}, max_samples=2000, jobs=jobs)
     build_s = time.perf_counter() - t
     ours, base = n_samples / build_s, n_samples / copy_s
-    note = (f"{n_samples:,} samples, {n_images:,} distinct JPEGs (mean {image_bytes / max(1, n_samples - n_samples // 16) / 1024:.0f} KiB), "
-            f"{result['shards']} shards, {result['shard_bytes'] / 2**20:.0f} MiB, --jobs {jobs}; baseline = plain copy of the "
-            f"same image bytes into one file, one stream, same run")
+    note = (
+        f"{n_samples:,} samples, {n_images:,} distinct JPEGs (mean {image_bytes / max(1, n_samples - n_samples // 16) / 1024:.0f} KiB), "
+        f"{result['shards']} shards, {result['shard_bytes'] / 2**20:.0f} MiB, --jobs {jobs}; baseline = plain copy of the "
+        f"same image bytes into one file, one stream, same run"
+    )
     return [
-        {"name": "build_samples_per_s", "value": round(ours), "unit": "samples/s", "baseline": round(base),
-         "ratio": round(ours / base, 3), "notes": note},
-        {"name": "build_vs_copy", "value": round(ours / base, 3), "unit": "x", "baseline": 1.0,
-         "ratio": round(ours / base, 3), "notes": "goal >= 0.5; " + note},
+        {
+            "name": "build_samples_per_s",
+            "value": round(ours),
+            "unit": "samples/s",
+            "baseline": round(base),
+            "ratio": round(ours / base, 3),
+            "notes": note,
+        },
+        {
+            "name": "build_vs_copy",
+            "value": round(ours / base, 3),
+            "unit": "x",
+            "baseline": 1.0,
+            "ratio": round(ours / base, 3),
+            "notes": "goal >= 0.5; " + note,
+        },
     ]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=100_000)
-    ap.add_argument("--images", type=int, default=None, help="distinct image files (default samples / 2.3, as in the 665K mix)")
+    ap.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        help="distinct image files (default samples / 2.3, as in the 665K mix)",
+    )
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="merge results into this JSON list file")
     args = ap.parse_args()
@@ -115,7 +146,9 @@ def main() -> None:
         n_images = args.images or int(args.samples / 2.3)
         results = run(Path(tmp), args.samples, n_images, args.jobs)
     for r in results:
-        print(f"{r['name']:<24} {r['value']:>10} {r['unit']:<10} baseline {r['baseline']} (x{r['ratio']})  {r['notes']}")
+        print(
+            f"{r['name']:<24} {r['value']:>10} {r['unit']:<10} baseline {r['baseline']} (x{r['ratio']})  {r['notes']}"
+        )
     if args.out:
         merge_results(args.out, results)
 

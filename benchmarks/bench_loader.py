@@ -95,7 +95,11 @@ def build(work: Path, n: int, distinct: int) -> tuple[Path, Path | None, Path, P
         rel = f"bench/{i:07d}.jpg"
         (images / rel).write_bytes(blobs[i % distinct])
         records.append(
-            {"id": str(i), "image": rel, "conversations": [{"from": "human", "value": QUESTION}, {"from": "gpt", "value": ANSWER}]}
+            {
+                "id": str(i),
+                "image": rel,
+                "conversations": [{"from": "human", "value": QUESTION}, {"from": "gpt", "value": ANSWER}],
+            }
         )
     json_path = work / "llava.json"
     json_path.write_text(json.dumps(records))
@@ -106,7 +110,13 @@ def build(work: Path, n: int, distinct: int) -> tuple[Path, Path | None, Path, P
         from datamix.shards import write_mix
 
         samples = [
-            Sample.create(key=f"bench-{i}", id=r["id"], source="bench", image=r["image"], conversations=r["conversations"])
+            Sample.create(
+                key=f"bench-{i}",
+                id=r["id"],
+                source="bench",
+                image=r["image"],
+                conversations=r["conversations"],
+            )
             for i, r in enumerate(records)
         ]
         write_mix(mix, "bench", samples, images, summary={}, max_samples=500, force=True)
@@ -116,8 +126,16 @@ def build(work: Path, n: int, distinct: int) -> tuple[Path, Path | None, Path, P
     try:
         from datamix.recipe import PresizeSpec
 
-        write_mix(presized, "bench", samples, images, summary={}, max_samples=500, force=True,
-                  presize=PresizeSpec(size=SIZE))
+        write_mix(
+            presized,
+            "bench",
+            samples,
+            images,
+            summary={},
+            max_samples=500,
+            force=True,
+            presize=PresizeSpec(size=SIZE),
+        )
     except (ImportError, TypeError, AttributeError, NameError) as e:
         print(f"presized shards unavailable ({e}); figure skipped", file=sys.stderr)
         presized = None
@@ -140,17 +158,24 @@ def presize_difference(image_folder: Path, presized: Path) -> dict[str, float]:
         np.abs(proc((image_folder / rel).read_bytes()).astype(np.int16) - proc(data).astype(np.int16))
         for rel, data in stored.items()
     ]
-    return {"max_abs": int(max(d.max() for d in diffs)), "mean_abs": round(float(np.mean([d.mean() for d in diffs])), 3)}
+    return {
+        "max_abs": int(max(d.max() for d in diffs)),
+        "mean_abs": round(float(np.mean([d.mean() for d in diffs])), 3),
+    }
 
 
 def _write_shards(mix: Path, records: list[dict], images: Path) -> None:
     (mix / "shards").mkdir(parents=True, exist_ok=True)
     for s in range(0, len(records), 500):
-        with tarfile.open(mix / "shards" / f"bench-{s // 500:06d}.tar", "w", format=tarfile.GNU_FORMAT) as tar:
+        with tarfile.open(
+            mix / "shards" / f"bench-{s // 500:06d}.tar", "w", format=tarfile.GNU_FORMAT
+        ) as tar:
             for i, r in enumerate(records[s : s + 500], start=s):
                 key = f"bench-{i}"
-                for name, data in ((f"{key}.json", json.dumps({**r, "source": "bench", "key": key}).encode()),
-                                   (f"{key}.jpg", (images / r["image"]).read_bytes())):
+                for name, data in (
+                    (f"{key}.json", json.dumps({**r, "source": "bench", "key": key}).encode()),
+                    (f"{key}.jpg", (images / r["image"]).read_bytes()),
+                ):
                     info = tarfile.TarInfo(name)
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))
@@ -165,7 +190,11 @@ def run_ours(mix: Path, batch_size: int, **proc) -> tuple[float, int]:
     from trainer.images import ImageProcessor
 
     ds = ShardStream(
-        mix, batch_size=batch_size, transform=transform, image_processor=ImageProcessor(size=SIZE, **proc), seed=0
+        mix,
+        batch_size=batch_size,
+        transform=transform,
+        image_processor=ImageProcessor(size=SIZE, **proc),
+        seed=0,
     )
     t0 = time.perf_counter()
     n = 0

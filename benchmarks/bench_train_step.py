@@ -91,7 +91,9 @@ def lengths_from_manifest(path: Path, n: int, max_length: int, seed: int = 0) ->
     return random.Random(seed).choices(rows, k=n)
 
 
-def make_samples(lengths: list[tuple[int, bool]], image_tokens: int, image_size: int, vocab: int, seed: int = 0):
+def make_samples(
+    lengths: list[tuple[int, bool]], image_tokens: int, image_size: int, vocab: int, seed: int = 0
+):
     """Token sequences with an image block after the system prompt and the last 40% of the text labelled."""
     g = torch.Generator().manual_seed(seed)
     samples = []
@@ -106,8 +108,15 @@ def make_samples(lengths: list[tuple[int, bool]], image_tokens: int, image_size:
         first_label = start + int(0.6 * (n - start))
         labels[first_label:] = ids[first_label:]
         pixels = torch.randn(3, image_size, image_size, generator=g) if image else None
-        samples.append({"input_ids": ids.tolist(), "labels": labels.tolist(), "pixel_values": pixels,
-                        "key": f"s{k}", "length": n})
+        samples.append(
+            {
+                "input_ids": ids.tolist(),
+                "labels": labels.tolist(),
+                "pixel_values": pixels,
+                "key": f"s{k}",
+                "length": n,
+            }
+        )
     return samples
 
 
@@ -116,8 +125,13 @@ def batches_of(samples: list[dict], batch: int, grouped: bool, seed: int = 0) ->
     random.Random(seed).shuffle(order)
     if grouped:  # megabatches of 8 batches sorted by length, image and text-only kept apart
         mega = batch * 8
-        order = [i for m in range(0, len(order), mega)
-                 for i in sorted(order[m : m + mega], key=lambda i: (samples[i]["pixel_values"] is None, -samples[i]["length"]))]
+        order = [
+            i
+            for m in range(0, len(order), mega)
+            for i in sorted(
+                order[m : m + mega], key=lambda i: (samples[i]["pixel_values"] is None, -samples[i]["length"])
+            )
+        ]
     return [[samples[i] for i in order[b : b + batch]] for b in range(0, len(order), batch)]
 
 
@@ -161,8 +175,15 @@ def run_mode(model, batches, mode: str, max_length: int, device, dtype, steps: i
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    return {"mode": mode, "seconds": seconds, "useful_tokens": useful, "slots": slots,
-            "tokens_per_s": useful / seconds, "padding": 1 - useful / slots, "steps": len(prepared)}
+    return {
+        "mode": mode,
+        "seconds": seconds,
+        "useful_tokens": useful,
+        "slots": slots,
+        "tokens_per_s": useful / seconds,
+        "padding": 1 - useful / slots,
+        "steps": len(prepared),
+    }
 
 
 def main() -> int:
@@ -172,7 +193,12 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--batch", type=int, default=8, help="samples per micro batch (all modes)")
     ap.add_argument("--max-length", type=int, default=2048, help="model_max_length and the packed row length")
-    ap.add_argument("--lengths", type=Path, default=None, help="a mix's manifest.parquet with n_tokens to draw lengths from")
+    ap.add_argument(
+        "--lengths",
+        type=Path,
+        default=None,
+        help="a mix's manifest.parquet with n_tokens to draw lengths from",
+    )
     ap.add_argument("--smoke", action="store_true", help="tiny widths on CPU, to check the script runs")
     ap.add_argument("--out", type=Path, default=None, help="merge results into this JSON list file")
     args = ap.parse_args()
@@ -181,8 +207,16 @@ def main() -> int:
     results: list[dict[str, Any]] = []
     if not on_gpu and not args.smoke:
         print("train_step_mfu: skipped (no GPU; --smoke runs a tiny CPU version)")
-        results.append({"name": "train_step_mfu", "value": None, "unit": "MFU", "baseline": None, "ratio": None,
-                        "notes": "skipped: needs a CUDA GPU"})
+        results.append(
+            {
+                "name": "train_step_mfu",
+                "value": None,
+                "unit": "MFU",
+                "baseline": None,
+                "ratio": None,
+                "notes": "skipped: needs a CUDA GPU",
+            }
+        )
     else:
         results = measure(args, on_gpu)
     for r in results:
@@ -196,14 +230,32 @@ def measure(args: argparse.Namespace, on_gpu: bool) -> list[dict[str, Any]]:
     device = torch.device("cuda" if on_gpu else "cpu")
     dtype = torch.bfloat16 if on_gpu else torch.float32
     if args.smoke:
-        sizes = TinySizes(vision_hidden_size=32, vision_layers=2, vision_heads=2, vision_intermediate_size=64,
-                          llm_hidden_size=64, llm_layers=2, llm_heads=2, llm_kv_heads=2, llm_intermediate_size=128,
-                          max_position_embeddings=args.max_length)
+        sizes = TinySizes(
+            vision_hidden_size=32,
+            vision_layers=2,
+            vision_heads=2,
+            vision_intermediate_size=64,
+            llm_hidden_size=64,
+            llm_layers=2,
+            llm_heads=2,
+            llm_kv_heads=2,
+            llm_intermediate_size=128,
+            max_position_embeddings=args.max_length,
+        )
         mcfg = ModelConfig(preset="tiny", image_size=112, patch_size=14, tiny=sizes)
     else:
-        sizes = TinySizes(vision_hidden_size=1024, vision_layers=args.vision_layers, vision_heads=16,
-                          vision_intermediate_size=4096, llm_hidden_size=4096, llm_layers=args.layers, llm_heads=32,
-                          llm_kv_heads=32, llm_intermediate_size=11008, max_position_embeddings=4096)
+        sizes = TinySizes(
+            vision_hidden_size=1024,
+            vision_layers=args.vision_layers,
+            vision_heads=16,
+            vision_intermediate_size=4096,
+            llm_hidden_size=4096,
+            llm_layers=args.layers,
+            llm_heads=32,
+            llm_kv_heads=32,
+            llm_intermediate_size=11008,
+            max_position_embeddings=4096,
+        )
         mcfg = ModelConfig(preset="tiny", image_size=336, patch_size=14, tiny=sizes)
     model, _ = build_model(mcfg)
     model.model.vision_tower.requires_grad_(False)  # stage 2: projector + LLM
@@ -220,8 +272,12 @@ def measure(args: argparse.Namespace, on_gpu: bool) -> list[dict[str, Any]]:
     samples = make_samples(lengths, image_tokens, mcfg.image_size, vocab=32000)
     plain = batches_of(samples, args.batch, grouped=False)
     grouped = batches_of(samples, args.batch, grouped=True)
-    plans = [("hf_padded", plain, "sdpa"), ("padded", plain, "sdpa"), ("grouped", grouped, "sdpa"),
-             ("packed", plain, "sdpa")]
+    plans = [
+        ("hf_padded", plain, "sdpa"),
+        ("padded", plain, "sdpa"),
+        ("grouped", grouped, "sdpa"),
+        ("packed", plain, "sdpa"),
+    ]
     if hasattr(torch.nn.attention, "flex_attention") and on_gpu:
         plans.append(("packed_flex", plain, "flex_attention"))
     try:
@@ -236,7 +292,9 @@ def measure(args: argparse.Namespace, on_gpu: bool) -> list[dict[str, Any]]:
     for mode, batches, attn in plans:
         try:
             model.set_attn_implementation(attn)
-            r = run_mode(model, batches, mode, args.max_length, device, dtype, steps=1 if args.smoke else None)
+            r = run_mode(
+                model, batches, mode, args.max_length, device, dtype, steps=1 if args.smoke else None
+            )
         except Exception as e:  # an attention backend missing on this machine: say so, go on
             print(f"{mode}: failed ({type(e).__name__}: {e})")
             continue
@@ -249,27 +307,33 @@ def measure(args: argparse.Namespace, on_gpu: bool) -> list[dict[str, Any]]:
     base = next(r for r in runs if r["mode"] == "hf_padded")
     best = max((r for r in runs if r["mode"] != "hf_padded"), key=lambda r: r["tokens_per_s"])
     where = torch.cuda.get_device_name() if on_gpu else "CPU smoke run"
-    setup = (f"{where}; 7B-width LLM x {args.layers} layers, ViT-L x {args.vision_layers} (frozen), bf16, checkpointing; "
-             f"{args.samples} samples of the 665K length profile, micro batch {args.batch}, rows {args.max_length}")
+    setup = (
+        f"{where}; 7B-width LLM x {args.layers} layers, ViT-L x {args.vision_layers} (frozen), bf16, checkpointing; "
+        f"{args.samples} samples of the 665K length profile, micro batch {args.batch}, rows {args.max_length}"
+    )
     if args.smoke:
         setup = f"CPU smoke run (tiny widths): {args.samples} samples, micro batch {args.batch}"
-    results = [{
-        "name": "train_step_mfu",
-        "value": None if best["mfu"] is None else round(best["mfu"], 4),
-        "unit": "MFU",
-        "baseline": None if base["mfu"] is None else round(base["mfu"], 4),
-        "ratio": round(best["tokens_per_s"] / base["tokens_per_s"], 3),
-        "notes": f"best of ours: {best['mode']}; baseline: plain transformers, padded; {setup}",
-    }]
+    results = [
+        {
+            "name": "train_step_mfu",
+            "value": None if best["mfu"] is None else round(best["mfu"], 4),
+            "unit": "MFU",
+            "baseline": None if base["mfu"] is None else round(base["mfu"], 4),
+            "ratio": round(best["tokens_per_s"] / base["tokens_per_s"], 3),
+            "notes": f"best of ours: {best['mode']}; baseline: plain transformers, padded; {setup}",
+        }
+    ]
     for r in runs:
-        results.append({
-            "name": f"train_step_tokens_per_s_{r['mode']}",
-            "value": round(r["tokens_per_s"], 1),
-            "unit": "tokens/s",
-            "baseline": round(base["tokens_per_s"], 1),
-            "ratio": round(r["tokens_per_s"] / base["tokens_per_s"], 3),
-            "notes": f"padding {r['padding']:.1%}; MFU {r['mfu'] if r['mfu'] is None else round(r['mfu'], 4)}; {setup}",
-        })
+        results.append(
+            {
+                "name": f"train_step_tokens_per_s_{r['mode']}",
+                "value": round(r["tokens_per_s"], 1),
+                "unit": "tokens/s",
+                "baseline": round(base["tokens_per_s"], 1),
+                "ratio": round(r["tokens_per_s"] / base["tokens_per_s"], 3),
+                "notes": f"padding {r['padding']:.1%}; MFU {r['mfu'] if r['mfu'] is None else round(r['mfu'], 4)}; {setup}",
+            }
+        )
     return results
 
 

@@ -68,14 +68,23 @@ def compare_logits(final: Path, export: Path, image_tokens: int, image_size: int
     device = torch.device("cuda" if on_gpu else "cpu")
     low = torch.bfloat16
     gen = torch.Generator().manual_seed(0)
-    ids = torch.tensor([[1, *[32000] * image_tokens, *torch.randint(3, 32000, (64,), generator=gen).tolist()]])
+    ids = torch.tensor(
+        [[1, *[32000] * image_tokens, *torch.randint(3, 32000, (64,), generator=gen).tolist()]]
+    )
     pixels = torch.randn(1, 3, image_size, image_size, generator=gen)
 
     def logits(folder: Path, dtype: torch.dtype) -> torch.Tensor:
         model = LlavaForConditionalGeneration.from_pretrained(folder, dtype=dtype).to(device).eval()
         with torch.no_grad():
-            out = model(input_ids=ids.to(device), pixel_values=pixels.to(device, dtype),
-                        attention_mask=torch.ones_like(ids).to(device)).logits.float().cpu()
+            out = (
+                model(
+                    input_ids=ids.to(device),
+                    pixel_values=pixels.to(device, dtype),
+                    attention_mask=torch.ones_like(ids).to(device),
+                )
+                .logits.float()
+                .cpu()
+            )
         del model
         if on_gpu:
             torch.cuda.empty_cache()
@@ -91,7 +100,10 @@ def compare_logits(final: Path, export: Path, image_tokens: int, image_size: int
         "export_bf16_vs_final_fp32_max_abs_diff": (exported - reference).abs().max().item(),
         "final_bf16_vs_final_fp32_max_abs_diff": (trained - reference).abs().max().item(),
         "logits_abs_max_fp32": scale,
-        "argmax_agreement_export_bf16_vs_fp32": (exported.argmax(-1) == reference.argmax(-1)).float().mean().item(),
+        "argmax_agreement_export_bf16_vs_fp32": (exported.argmax(-1) == reference.argmax(-1))
+        .float()
+        .mean()
+        .item(),
         "shape": list(exported.shape),
         "device": str(device),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -120,7 +132,9 @@ def main() -> int:
     report["training"] = {name: run_figures(args.work / "runs" / name, args.skip_steps) for name in RUNS}
     z2, z3 = report["training"].get("z2_padded", {}), report["training"].get("z3_padded", {})
     if z2.get("losses") and z3.get("losses"):
-        report["training"]["z3_vs_z2_padded_max_loss_diff"] = max(abs(a - b) for a, b in zip(z2["losses"], z3["losses"], strict=False))
+        report["training"]["z3_vs_z2_padded_max_loss_diff"] = max(
+            abs(a - b) for a, b in zip(z2["losses"], z3["losses"], strict=False)
+        )
     export, final = args.work / "export", args.work / "runs" / "z3_padded" / "final"
     if export.is_dir() and final.is_dir():
         try:
@@ -162,12 +176,16 @@ def print_table(report: dict[str, Any]) -> None:
             continue
         mfu = "-" if t["mfu_median"] is None else f"{t['mfu_median']:.1%}"
         held = t.get("partition", {}).get("held_elements_per_rank")
-        print(f"  train {name:<12} {t['tokens_per_s_median']!s:>10} tok/s  MFU {mfu:>6}  {t['seconds_per_step_median']} s/step"
-              f"  padding {t['padding_share_median']}  loss {t['losses'][0]} -> {t['losses'][-1]}  held {held}")
+        print(
+            f"  train {name:<12} {t['tokens_per_s_median']!s:>10} tok/s  MFU {mfu:>6}  {t['seconds_per_step_median']} s/step"
+            f"  padding {t['padding_share_median']}  loss {t['losses'][0]} -> {t['losses'][-1]}  held {held}"
+        )
     lg = report["export_logits"]
     if "export_vs_final_bf16_max_abs_diff" in lg:
-        print(f"  export logits (bf16): max|export - final| {lg['export_vs_final_bf16_max_abs_diff']:.3g}; vs fp32 "
-              f"{lg['export_bf16_vs_final_fp32_max_abs_diff']:.3g} (logits up to {lg['logits_abs_max_fp32']:.3g})")
+        print(
+            f"  export logits (bf16): max|export - final| {lg['export_vs_final_bf16_max_abs_diff']:.3g}; vs fp32 "
+            f"{lg['export_bf16_vs_final_fp32_max_abs_diff']:.3g} (logits up to {lg['logits_abs_max_fp32']:.3g})"
+        )
     else:
         print(f"  export logits: {lg}")
 

@@ -41,10 +41,20 @@ def main() -> int:
     deepspeed.init_distributed(dist_backend="gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "train" / "llava15_7b_stage2.yaml"
-    cfg = load_config(recipe, [f"model.llm={args.llm}", f"model.vision_tower={args.vision_tower}",
-                               f"model.image_size={args.image_size}", f"zero_stage={args.zero}", "data.mix=unused",
-                               "output_dir=unused", "pretrained_projector=null", f"global_batch_size={world}",
-                               "per_device_batch_size=1"])
+    cfg = load_config(
+        recipe,
+        [
+            f"model.llm={args.llm}",
+            f"model.vision_tower={args.vision_tower}",
+            f"model.image_size={args.image_size}",
+            f"zero_stage={args.zero}",
+            "data.mix=unused",
+            "output_dir=unused",
+            "pretrained_projector=null",
+            f"global_batch_size={world}",
+            "per_device_batch_size=1",
+        ],
+    )
     ds = deepspeed_config(cfg, world, on_gpu=False, hidden_size=llm_hidden_size(cfg.model))
     t0 = time.perf_counter()
     model, _ = build_model(cfg.model, zero3_config=ds if args.zero == 3 else None)
@@ -56,13 +66,19 @@ def main() -> int:
     every = [torch.zeros_like(mine) for _ in range(world)]
     dist.all_gather(every, mine)
     if rank == 0:
-        print(json.dumps({
-            "zero_stage": args.zero, "world_size": world, "full_elements": full,
-            "held_elements_per_rank": [int(t[0]) for t in every],
-            "peak_host_mib_per_rank": [round(float(t[1]), 1) for t in every],
-            "build_seconds_per_rank": [round(float(t[2]), 1) for t in every],
-            "threads": os.environ.get("OMP_NUM_THREADS"),
-        }))
+        print(
+            json.dumps(
+                {
+                    "zero_stage": args.zero,
+                    "world_size": world,
+                    "full_elements": full,
+                    "held_elements_per_rank": [int(t[0]) for t in every],
+                    "peak_host_mib_per_rank": [round(float(t[1]), 1) for t in every],
+                    "build_seconds_per_rank": [round(float(t[2]), 1) for t in every],
+                    "threads": os.environ.get("OMP_NUM_THREADS"),
+                }
+            )
+        )
     dist.barrier()
     return 0
 

@@ -51,11 +51,13 @@ def _raw_inputs(layout: Layout, sources: list[str]) -> dict[str, list[dict[str, 
         try:
             stats = json.loads(path.read_text(encoding="utf-8"))
             out[name] = [
-                {"file": i["file"], "size": i["size"], "sha256": i.get("sha256")} for i in stats.get("inputs", [])
+                {"file": i["file"], "size": i["size"], "sha256": i.get("sha256")}
+                for i in stats.get("inputs", [])
             ]
         except (ValueError, TypeError, KeyError, AttributeError) as e:
             raise MixError(
-                name, f"{path}: damaged stats ({type(e).__name__}: {e}); rerun `datamix normalize {name} --force`"
+                name,
+                f"{path}: damaged stats ({type(e).__name__}: {e}); rerun `datamix normalize {name} --force`",
             ) from None
     return out
 
@@ -96,8 +98,15 @@ def build(
     target = Path(out) if out is not None else layout.mix(recipe.name)
     with out_lock(target):  # a second build into the same folder fails now, not after reading the tables
         return _build_locked(
-            recipe, recipe_ref, layout, target, overrides=overrides, jobs=jobs, tokenizer=tokenizer,
-            force=force, on_shard=on_shard,
+            recipe,
+            recipe_ref,
+            layout,
+            target,
+            overrides=overrides,
+            jobs=jobs,
+            tokenizer=tokenizer,
+            force=force,
+            on_shard=on_shard,
         )
 
 
@@ -142,9 +151,18 @@ def _build_locked(
     }
     shards = recipe.shards
     result = write_mix(
-        target, recipe.name, mix.samples, layout.images, summary=summary,
-        max_samples=shards.max_samples or 10_000, max_bytes=shards.max_bytes,
-        jobs=jobs, tokenizer=tokenizer, presize=shards.presize, force=force, on_shard=on_shard,
+        target,
+        recipe.name,
+        mix.samples,
+        layout.images,
+        summary=summary,
+        max_samples=shards.max_samples or 10_000,
+        max_bytes=shards.max_bytes,
+        jobs=jobs,
+        tokenizer=tokenizer,
+        presize=shards.presize,
+        force=force,
+        on_shard=on_shard,
     )
     if mix.eval_samples:
         eval_summary = {
@@ -154,9 +172,17 @@ def _build_locked(
             "held_out_from": recipe.name,
         }
         result["eval"] = write_mix(
-            target / "eval", f"{recipe.name}-eval", mix.eval_samples, layout.images, summary=eval_summary,
-            max_samples=shards.max_samples or 10_000, max_bytes=shards.max_bytes, jobs=jobs,
-            tokenizer=tokenizer, presize=shards.presize, force=force,
+            target / "eval",
+            f"{recipe.name}-eval",
+            mix.eval_samples,
+            layout.images,
+            summary=eval_summary,
+            max_samples=shards.max_samples or 10_000,
+            max_bytes=shards.max_bytes,
+            jobs=jobs,
+            tokenizer=tokenizer,
+            presize=shards.presize,
+            force=force,
         )
     result["out"] = str(target)
     return result
@@ -195,12 +221,22 @@ def import_llava(
             if problem is not None:  # never read a file outside --images (docs/architecture.md#import-llava)
                 raise BuildError(
                     f"image path {image!r} {problem}; image paths must lie inside --images {images_root}",
-                    path=path, record=f"{index} (id {rec['id']})", field="image",
+                    path=path,
+                    record=f"{index} (id {rec['id']})",
+                    field="image",
                 )
             if not (images_root / image).is_file():
-                raise BuildError(f"{path}: record {index} (id {rec['id']}): image {images_root / image} not found")
+                raise BuildError(
+                    f"{path}: record {index} (id {rec['id']}): image {images_root / image} not found"
+                )
         samples.append(
-            Sample.create(key=f"{name}-{index}", id=rec["id"], source=source, image=image, conversations=rec["conversations"])
+            Sample.create(
+                key=f"{name}-{index}",
+                id=rec["id"],
+                source=source,
+                image=image,
+                conversations=rec["conversations"],
+            )
         )
     summary = {
         "sources": {k: {"actual": v, "expected": None} for k, v in sorted(counts.items())},
@@ -209,8 +245,16 @@ def import_llava(
         "input_sha256": sha256_file(Path(path)),
     }
     result = write_mix(
-        Path(out), name, samples, images_root, summary=summary, max_samples=max_samples, jobs=jobs,
-        presize=presize, force=force, on_shard=on_shard,
+        Path(out),
+        name,
+        samples,
+        images_root,
+        summary=summary,
+        max_samples=max_samples,
+        jobs=jobs,
+        presize=presize,
+        force=force,
+        on_shard=on_shard,
     )
     result["out"] = str(out)
     return result

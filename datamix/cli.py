@@ -20,7 +20,14 @@ from datamix.errors import UsageError, cli_errors
 from datamix.ui import console, counter, out
 
 _VERBOSE = False  # set by the app callback (-v): cli_errors prints the traceback then
-_CLICK_EXITS = (typer.Exit, typer.Abort, typer.exceptions.TyperException, click.exceptions.Exit, click.exceptions.Abort, click.ClickException)
+_CLICK_EXITS = (
+    typer.Exit,
+    typer.Abort,
+    typer.exceptions.TyperException,
+    click.exceptions.Exit,
+    click.exceptions.Abort,
+    click.ClickException,
+)
 
 
 def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,7 +51,9 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 class _App(typer.Typer):
     """A Typer app whose every command goes through `_guarded`."""
 
-    def command(self, name: str | None = None, **kwargs: Any) -> Callable[[CommandFunctionType], CommandFunctionType]:
+    def command(
+        self, name: str | None = None, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
         register = super().command(name, **kwargs)
 
         def decorator(fn: CommandFunctionType) -> CommandFunctionType:
@@ -73,7 +82,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     global _VERBOSE
     _VERBOSE = verbose
@@ -86,7 +97,9 @@ def main(
 def sources(
     root: Path | None = RootOpt,
     format: str = typer.Option(
-        "text", "--format", help="text (a table on a terminal, one tab-separated line per source otherwise) or json."
+        "text",
+        "--format",
+        help="text (a table on a terminal, one tab-separated line per source otherwise) or json.",
     ),
 ) -> None:
     """List the sources: stage, raw files, licence and what is on disk."""
@@ -111,28 +124,51 @@ def sources(
             state = "raw present"
         else:
             state = f"{len(required) - len(missing)}/{len(required)} raw files"
-        rows.append({
-            "source": name, "stage": src.stage, "kind": src.kind.value,
-            "raw_files": [f.name + (" (optional)" if f.optional else "") for f in src.raw_files],
-            "licence": src.license, "downloaded": downloaded.get(name, "-"), "state": state,
-        })
+        rows.append(
+            {
+                "source": name,
+                "stage": src.stage,
+                "kind": src.kind.value,
+                "raw_files": [f.name + (" (optional)" if f.optional else "") for f in src.raw_files],
+                "licence": src.license,
+                "downloaded": downloaded.get(name, "-"),
+                "state": state,
+            }
+        )
     if format == "json":
         sys.stdout.write(json.dumps({"root": str(layout.root), "sources": rows}, indent=2) + "\n")
         return
     if not out.is_terminal:  # piped: whole names, one greppable line per source
         for r in rows:
-            cells = [r["source"], r["stage"], r["kind"], ", ".join(r["raw_files"]), r["licence"], r["downloaded"], r["state"]]
+            cells = [
+                r["source"],
+                r["stage"],
+                r["kind"],
+                ", ".join(r["raw_files"]),
+                r["licence"],
+                r["downloaded"],
+                r["state"],
+            ]
             sys.stdout.write("\t".join(cells) + "\n")
         sys.stdout.write(f"{len(rows)} sources under {layout.root}\n")
         return
     width = max(len(r["source"]) for r in rows)
     table = Table(  # a narrow terminal folds cells; it never cuts a source name
         Column("source", no_wrap=True, min_width=width),
-        *(Column(h, overflow="fold") for h in ("stage", "kind", "raw files", "licence", "downloaded", "state")),
+        *(
+            Column(h, overflow="fold")
+            for h in ("stage", "kind", "raw files", "licence", "downloaded", "state")
+        ),
     )
     for r in rows:
         table.add_row(
-            r["source"], r["stage"], r["kind"], "\n".join(r["raw_files"]), r["licence"], r["downloaded"], r["state"]
+            r["source"],
+            r["stage"],
+            r["kind"],
+            "\n".join(r["raw_files"]),
+            r["licence"],
+            r["downloaded"],
+            r["state"],
         )
     out.print(table)
     out.print(f"{len(SOURCES)} sources under {layout.root}")
@@ -179,7 +215,9 @@ def synth(
         if not 0 < fraction <= 1:
             raise typer.BadParameter(f"--fraction must be in (0, 1], not {fraction}")
     target = resolve_root(root)
-    counts = run_synth(target, scale=scale or "tiny", seed=seed, force=force, profile=profile, fraction=fraction)
+    counts = run_synth(
+        target, scale=scale or "tiny", seed=seed, force=force, profile=profile, fraction=fraction
+    )
     total = sum(counts.values())
     if profile == "demo":
         out.print(
@@ -192,7 +230,9 @@ def synth(
         )
 
 
-app.command("download", help="Fetch, verify and extract the official files of SRC... (default: all).")(download)
+app.command("download", help="Fetch, verify and extract the official files of SRC... (default: all).")(
+    download
+)
 
 
 @app.command()
@@ -215,28 +255,42 @@ def normalize(
         console.print(_summary_line(stats), highlight=False)
 
     with counter() as progress:
-        results = run_normalize(names or None, root, jobs=jobs, force=force, on_progress=progress, on_done=done)
+        results = run_normalize(
+            names or None, root, jobs=jobs, force=force, on_progress=progress, on_done=done
+        )
     failed = [r for r in results if "error" in r]
     items = sum(r.get("items", 0) for r in results)
     drops = sum(r.get("drops", 0) for r in results)
-    out.print(f"normalize: {len(results) - len(failed)}/{len(results)} sources, {items:,} items, {drops:,} drops")
+    out.print(
+        f"normalize: {len(results) - len(failed)}/{len(results)} sources, {items:,} items, {drops:,} drops"
+    )
     if failed:
         raise typer.Exit(1)
 
 
 @app.command()
 def build(
-    recipe: str = typer.Option(..., "--recipe", help="Recipe name (recipes/<name>.yaml) or path to a YAML file."),
+    recipe: str = typer.Option(
+        ..., "--recipe", help="Recipe name (recipes/<name>.yaml) or path to a YAML file."
+    ),
     root: Path | None = RootOpt,
     out: Path | None = typer.Option(None, "--out", help="Output folder (default ROOT/mixes/<recipe>)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Shards written in parallel."),
     tokenizer: str | None = typer.Option(
-        None, "--tokenizer", help="Tokenizer folder or .gguf file: n_tokens in the manifest, ShareGPT max_tokens."
+        None,
+        "--tokenizer",
+        help="Tokenizer folder or .gguf file: n_tokens in the manifest, ShareGPT max_tokens.",
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved plan (counts per source); write nothing."),
-    force: bool = typer.Option(False, "--force", help="Replace a different earlier build in the output folder."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the resolved plan (counts per source); write nothing."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace a different earlier build in the output folder."
+    ),
     set_: list[str] = typer.Option(
-        None, "--set", metavar="FIELD=VALUE",
+        None,
+        "--set",
+        metavar="FIELD=VALUE",
         help="Override a recipe field (dotted path, YAML value; repeatable), e.g. sources.vqav2.choose=1000.",
     ),
 ) -> None:
@@ -245,7 +299,13 @@ def build(
 
     with counter() as progress:
         result = run_build(
-            recipe, root, out=out, jobs=jobs, tokenizer=tokenizer, dry_run=dry_run, force=force,
+            recipe,
+            root,
+            out=out,
+            jobs=jobs,
+            tokenizer=tokenizer,
+            dry_run=dry_run,
+            force=force,
             on_shard=lambda done, total: progress("shards", done - progress.counts.get("shards", 0)),
             overrides=set_ or (),
         )
@@ -253,7 +313,9 @@ def build(
         for line in result.get("lines", []):
             out_console(line)
         if result.get("overrides"):
-            out_console(f"overrides: {' '.join(result['overrides'])} (recipe hash {result['recipe_hash'][:12]})")
+            out_console(
+                f"overrides: {' '.join(result['overrides'])} (recipe hash {result['recipe_hash'][:12]})"
+            )
         out_console(f"plan: {result['recipe']}: {result['total']:,} samples (dry run, nothing written)")
         return
     _print_counts(result)
@@ -268,7 +330,9 @@ def _print_counts(result: dict[str, Any]) -> None:
     for name, c in result.get("sources", {}).items():
         exp = c.get("expected")
         mark = "" if exp is None or exp == c["actual"] else " [yellow](differs)[/yellow]"
-        table.add_row(name, f"{c['actual']:,}{mark}", "-" if exp is None else f"{exp:,}", f"{c.get('eval', 0):,}")
+        table.add_row(
+            name, f"{c['actual']:,}{mark}", "-" if exp is None else f"{exp:,}", f"{c.get('eval', 0):,}"
+        )
     out.print(table)
 
 
@@ -283,7 +347,9 @@ def export_cmd(
     out_file: Path = typer.Option(..., "--out", help="Output JSON file."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
     image_prefix: str = typer.Option(
-        "auto", "--image-prefix", metavar="PREFIX",
+        "auto",
+        "--image-prefix",
+        metavar="PREFIX",
         help="auto: image paths as the official files (stage 2: coco/train2017/..., relative to the data "
         "root's images/; stage 1: 00453/004539375.jpg, relative to the LCS-558K images folder). "
         "Any other value is prepended to the path under the data root's images/ ('' keeps it as is).",
@@ -311,18 +377,29 @@ def export_cmd(
 @app.command("import-llava")
 def import_llava_cmd(
     file: Path = typer.Argument(..., help="A LLaVA-format JSON file (e.g. llava_v1_5_mix665k.json)."),
-    images: Path = typer.Option(..., "--images", help="Image root the records' `image` paths are relative to."),
+    images: Path = typer.Option(
+        ..., "--images", help="Image root the records' `image` paths are relative to."
+    ),
     out_dir: Path = typer.Option(..., "--out", help="Output mix folder."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Shards written in parallel."),
     presize: int | None = typer.Option(
-        None, "--presize", min=1, max=4096,
+        None,
+        "--presize",
+        min=1,
+        max=4096,
         help="Store each image as the trainer's padded SIZE x SIZE square (the model's image size, e.g. 336).",
     ),
-    presize_quality: int = typer.Option(95, "--presize-quality", min=1, max=100, help="JPEG quality of presized images."),
-    presize_subsampling: str = typer.Option(
-        "4:4:4", "--presize-subsampling", help="JPEG chroma subsampling of presized images: 4:4:4, 4:2:2 or 4:2:0."
+    presize_quality: int = typer.Option(
+        95, "--presize-quality", min=1, max=100, help="JPEG quality of presized images."
     ),
-    force: bool = typer.Option(False, "--force", help="Replace a different earlier build in the output folder."),
+    presize_subsampling: str = typer.Option(
+        "4:4:4",
+        "--presize-subsampling",
+        help="JPEG chroma subsampling of presized images: 4:4:4, 4:2:2 or 4:2:0.",
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace a different earlier build in the output folder."
+    ),
 ) -> None:
     """A LLaVA-format JSON file -> shards + manifest, each record's source inferred (`unknown` if unsure)."""
     from pydantic import ValidationError
@@ -348,10 +425,16 @@ def import_llava_cmd(
 
 @app.command("compare")
 def compare_cmd(
-    a: Path = typer.Argument(..., metavar="A", help="A mix folder, its manifest.parquet, or a LLaVA-format JSON file."),
-    b: Path = typer.Argument(..., metavar="B", help="The same kinds (e.g. the official llava_v1_5_mix665k.json)."),
+    a: Path = typer.Argument(
+        ..., metavar="A", help="A mix folder, its manifest.parquet, or a LLaVA-format JSON file."
+    ),
+    b: Path = typer.Argument(
+        ..., metavar="B", help="The same kinds (e.g. the official llava_v1_5_mix665k.json)."
+    ),
     format: str = typer.Option("text", "--format", help="Output: text or json."),
-    examples: int = typer.Option(3, "--examples", min=0, help="Examples shown per source and difference class."),
+    examples: int = typer.Option(
+        3, "--examples", min=0, help="Examples shown per source and difference class."
+    ),
 ) -> None:
     """Match the records of A and B by image and question per source; classify how matched ones differ.
     Exit 0 identical, 1 different, 2 cannot run."""
@@ -379,11 +462,15 @@ def compare_cmd(
 def contamination_cmd(
     mix_dir: Path = typer.Argument(..., metavar="MIX", help="A built mix folder (or its manifest.parquet)."),
     benchmarks: list[str] = typer.Option(
-        None, "--benchmarks", help="Benchmarks, comma-separated or repeated (default: all; see datamix.evalsets)."
+        None,
+        "--benchmarks",
+        help="Benchmarks, comma-separated or repeated (default: all; see datamix.evalsets).",
     ),
     root: Path | None = RootOpt,
     format: str = typer.Option("text", "--format", help="Output: text, json or html."),
-    near: bool = typer.Option(True, "--near/--no-near", help="Near-duplicate images (perceptual hash; cached)."),
+    near: bool = typer.Option(
+        True, "--near/--no-near", help="Near-duplicate images (perceptual hash; cached)."
+    ),
     examples: int = typer.Option(5, "--examples", min=0, help="Examples shown per benchmark."),
 ) -> None:
     """How many items of each benchmark have the same image, a near-duplicate image or the same
@@ -408,8 +495,10 @@ def contamination_cmd(
 def inspect_cmd(
     path: Path = typer.Argument(..., help="A mix folder or its manifest.parquet."),
     verify: bool = typer.Option(
-        False, "--verify", help="Also check the shards against the manifest (members present, sizes, sha256); "
-        "exit 1 on any problem."
+        False,
+        "--verify",
+        help="Also check the shards against the manifest (members present, sizes, sha256); "
+        "exit 1 on any problem.",
     ),
 ) -> None:
     """Polars summaries: per-source counts vs expected, text-only share, turns and lengths."""
@@ -420,11 +509,23 @@ def inspect_cmd(
     except InspectError as e:
         console.print(f"[red]inspect failed:[/red] {e}", highlight=False)
         raise typer.Exit(2) from None
-    cols = ["source", "samples", "expected", "text_only", "turns_mean", "turns_max", "chars_median", "chars_p99",
-            "tokens_median", "tokens_max"]
+    cols = [
+        "source",
+        "samples",
+        "expected",
+        "text_only",
+        "turns_mean",
+        "turns_max",
+        "chars_median",
+        "chars_p99",
+        "tokens_median",
+        "tokens_max",
+    ]
     table = Table(*cols)
     for r in info["sources"]:
-        table.add_row(*("-" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols))
+        table.add_row(
+            *("-" if r[c] is None else f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols)
+        )
     out.print(table)
     out_console(
         f"inspect: {info['total']:,} samples in {info['shards']} shards, text-only share {info['text_only_share']:.2%}"
@@ -493,7 +594,10 @@ def run_lint(
 
     formatter = FORMATS.get(format)
     if formatter is None:
-        print(f"datamix lint: error: unknown --format {format!r}; use one of {', '.join(FORMATS)}", file=sys.stderr)
+        print(
+            f"datamix lint: error: unknown --format {format!r}; use one of {', '.join(FORMATS)}",
+            file=sys.stderr,
+        )
         return 2
     try:
         report = lint_path(path, select=select, ignore=ignore, images_root=images)

@@ -235,8 +235,10 @@ def download(
         False, "--annotations-only", help="Skip image archives and covers."
     ),
     benchmarks: bool = typer.Option(
-        False, "--benchmarks", help="Fetch evaluation benchmarks instead: the names are benchmarks "
-        "(default: all; datamix.evalsets), files land under ROOT/benchmarks/<name>/."
+        False,
+        "--benchmarks",
+        help="Fetch evaluation benchmarks instead: the names are benchmarks "
+        "(default: all; datamix.evalsets), files land under ROOT/benchmarks/<name>/.",
     ),
 ) -> None:
     """Fetch, verify and extract the official files of every (or the named) source into the root."""
@@ -256,7 +258,8 @@ def download(
             sources = names
             bench_manual = [
                 f"{n}: {how.replace('{target}', str(evalsets.folder(layout.root, n)))}"
-                for n in names if (how := evalsets.get(n).manual)
+                for n in names
+                if (how := evalsets.get(n).manual)
             ]
         else:
             cat = load_catalog(catalog) if catalog is not None else CATALOG

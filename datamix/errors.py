@@ -74,7 +74,11 @@ class UsageError(DatamixError):
     exit_code = 2
 
 
-_DISK = {errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system", errno.EDQUOT: "disk quota exceeded"}
+_DISK = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EROFS: "read-only file system",
+    errno.EDQUOT: "disk quota exceeded",
+}
 
 
 def describe(err: BaseException) -> tuple[int, str]:
@@ -88,7 +92,10 @@ def describe(err: BaseException) -> tuple[int, str]:
     if isinstance(err, UnicodeDecodeError):
         return UsageError.exit_code, f"not UTF-8 text (byte {err.start})"
     text = str(err) or type(err).__name__
-    return EXIT_BUG, f"internal error: {type(err).__name__}: {text.splitlines()[0] if text else ''} (a bug; rerun with -v for the traceback)"
+    return (
+        EXIT_BUG,
+        f"internal error: {type(err).__name__}: {text.splitlines()[0] if text else ''} (a bug; rerun with -v for the traceback)",
+    )
 
 
 @contextlib.contextmanager

@@ -72,7 +72,9 @@ def decode(
     >= draft_size (changes pixels; see the module docstring). Raises ImageError."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked just below, as max_pixels
+            warnings.simplefilter(
+                "ignore", Image.DecompressionBombWarning
+            )  # checked just below, as max_pixels
             im = Image.open(io.BytesIO(data))
         w, h = im.size
         if w <= 0 or h <= 0:

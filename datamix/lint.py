@@ -597,7 +597,9 @@ def _read_manifest(reader: MixReader) -> tuple[list[str], list[_Row]]:
     return keys, rows
 
 
-def _lint_mix(mix_dir: Path, manifest: Path, linter: _Linter, on_record: RecordVisitor | None = None) -> LintReport:
+def _lint_mix(
+    mix_dir: Path, manifest: Path, linter: _Linter, on_record: RecordVisitor | None = None
+) -> LintReport:
     try:
         with MixReader(manifest) as reader:
             return _lint_mix_members(reader, linter, on_record)
@@ -779,5 +781,3 @@ def exit_code(report: LintReport) -> int:
 
 
 # --- command --------------------------------------------------------------------------------------------
-
-

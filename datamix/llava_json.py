@@ -70,7 +70,6 @@ SOURCES = SOURCE_NAMES  # the registry's names (datamix.sources)
 UNKNOWN = "unknown"
 
 
-
 class LlavaJsonError(DataError):
     """A LLaVA-format file (or a mix to export) that cannot be read; names the file and the record."""
 
@@ -135,8 +134,9 @@ def _refuse_top_level_object(path: Path, buf: mmap.mmap) -> None:
     if not (one_line and "conversations" in whole):
         keys = ", ".join(list(map(str, whole))[:5])
         raise LlavaJsonError(
-            path, f"top level is a JSON object (keys: {keys}), expected a JSON array of records (or JSON lines, "
-            "one record per line)"
+            path,
+            f"top level is a JSON object (keys: {keys}), expected a JSON array of records (or JSON lines, "
+            "one record per line)",
         )
 
 
@@ -292,6 +292,7 @@ def llava_family(source: str) -> str:
     src = SOURCE_REGISTRY.get(source)
     if src is None:
         return source
+
     def shape(m: LlavaMatch) -> tuple[Any, ...]:
         return (m.folder, m.pattern, m.prompts)
 
@@ -308,8 +309,10 @@ def import_records(path: Path | str) -> Iterator[tuple[str, dict[str, Any]]]:
         if len(record["conversations"]) < 2:
             n = len(record["conversations"])
             raise LlavaJsonError(
-                path, f"'conversations' has {n} turn{'s' if n != 1 else ''}; a record needs a human turn "
-                "and its answer (a fragment?)", index,
+                path,
+                f"'conversations' has {n} turn{'s' if n != 1 else ''}; a record needs a human turn "
+                "and its answer (a fragment?)",
+                index,
             )
         out: dict[str, Any] = {"id": record["id"]}
         if "image" in record:

@@ -401,8 +401,14 @@ def _samples_of(
         for j in indices:  # each sample's json is encoded once, here (Sample.create)
             target.append(
                 Sample.create(
-                    key=f"{prefix}{len(target)}", id=item.id, source=source, image=item.image,
-                    conversations=conversations[j], width=width, height=height, item_key=item.key,
+                    key=f"{prefix}{len(target)}",
+                    id=item.id,
+                    source=source,
+                    image=item.image,
+                    conversations=conversations[j],
+                    width=width,
+                    height=height,
+                    item_key=item.key,
                 )
             )
     if len(train) != sel.plan.selected or len(held) != sel.plan.eval_conversations:  # pragma: no cover

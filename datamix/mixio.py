@@ -408,9 +408,11 @@ class MixWriter:
         there (a user's file) is not the build's."""
         if not self.shards_dir.is_dir():
             return []
-        pattern = re.compile(
-            r"^(?:" + "|".join(re.escape(n) for n in names if n) + r")-\d{6}\.tar(?:\.tmp-\d+)?$"
-        ) if any(names) else None
+        pattern = (
+            re.compile(r"^(?:" + "|".join(re.escape(n) for n in names if n) + r")-\d{6}\.tar(?:\.tmp-\d+)?$")
+            if any(names)
+            else None
+        )
         listed: set[str] = set()
         if self.manifest_path.is_file():
             try:
@@ -419,7 +421,8 @@ class MixWriter:
             except Exception:  # noqa: BLE001 - a damaged manifest names nothing
                 listed = set()
         return sorted(
-            p for p in self.shards_dir.iterdir()
+            p
+            for p in self.shards_dir.iterdir()
             if p.is_file() and ((pattern is not None and pattern.match(p.name)) or p.name in listed)
         )
 
@@ -434,7 +437,10 @@ class MixWriter:
             kept = sorted(p.name for p in self.shards_dir.iterdir())
             if kept:
                 log.warning(
-                    "%s: kept %d file(s) the build does not own: %s", self.shards_dir, len(kept), ", ".join(kept[:5])
+                    "%s: kept %d file(s) the build does not own: %s",
+                    self.shards_dir,
+                    len(kept),
+                    ", ".join(kept[:5]),
                 )
             else:
                 self.shards_dir.rmdir()

@@ -106,7 +106,11 @@ class _TableWriter:
 
 
 def normalize_source(
-    name: str, root: str | os.PathLike[str] | None = None, *, force: bool = False, on_progress: ProgressFn | None = None
+    name: str,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
+    on_progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Normalize one source; returns its stats (with `skipped: True` when it was up to date)."""
     import json
@@ -207,7 +211,9 @@ def normalize(
             if on_done:
                 on_done(results[n])
     else:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)
+        ) as pool:
             futures = {pool.submit(_run_one, n, root_s, force): n for n in names}
             for fut in as_completed(futures):
                 try:
@@ -218,4 +224,3 @@ def normalize(
                 if on_done:
                     on_done(res)
     return [results[n] for n in names]
-

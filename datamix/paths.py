@@ -1,10 +1,10 @@
 """The only place that builds paths under DATAMIX_ROOT (docs/architecture.md#paths).
 
-    ROOT/raw/<source>/      annotation files with their official names, archives extracted
-    ROOT/images/            the LLaVA image layout (usable as --image_folder by the original code)
-    ROOT/downloads/         archives and .part files
-    ROOT/normalized/        <source>.parquet, <source>.drops.parquet, <source>.stats.json
-    ROOT/mixes/<recipe>/    shards/, manifest.parquet, summary.json
+ROOT/raw/<source>/      annotation files with their official names, archives extracted
+ROOT/images/            the LLaVA image layout (usable as --image_folder by the original code)
+ROOT/downloads/         archives and .part files
+ROOT/normalized/        <source>.parquet, <source>.drops.parquet, <source>.stats.json
+ROOT/mixes/<recipe>/    shards/, manifest.parquet, summary.json
 """
 
 from __future__ import annotations
@@ -93,4 +93,3 @@ def image_path_problem(rel: str) -> str | None:
     if ".." in norm.split("/"):
         return "has a '..' part"
     return None
-

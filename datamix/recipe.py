@@ -675,7 +675,9 @@ def apply_overrides(
         key = key.strip()
         parts = key.split(".")
         if not sep or not key or any(not p for p in parts):
-            raise RecipeError(where, [(key, item, "an override is dotted.path=value (e.g. sources.vqav2.choose=1000)")])
+            raise RecipeError(
+                where, [(key, item, "an override is dotted.path=value (e.g. sources.vqav2.choose=1000)")]
+            )
         try:
             value = yamlio.loads(text) if text.strip() else None
         except yaml.YAMLError as err:
@@ -683,12 +685,16 @@ def apply_overrides(
         node: Any = data
         for depth, part in enumerate(parts[:-1]):
             if not isinstance(node, dict):
-                raise RecipeError(where, [(".".join(parts[:depth]), node, "is not a mapping: cannot set a field under it")])
+                raise RecipeError(
+                    where, [(".".join(parts[:depth]), node, "is not a mapping: cannot set a field under it")]
+                )
             if node.get(part) is None:
                 node[part] = {}
             node = node[part]
         if not isinstance(node, dict):
-            raise RecipeError(where, [(".".join(parts[:-1]), node, "is not a mapping: cannot set a field under it")])
+            raise RecipeError(
+                where, [(".".join(parts[:-1]), node, "is not a mapping: cannot set a field under it")]
+            )
         leaf = parts[-1]
         if len(parts) == 3 and parts[0] == "sources" and leaf in _SELECTION_RULES and value is not None:
             for other in _SELECTION_RULES:

@@ -263,7 +263,8 @@ def _human_values(record: dict[str, Any]) -> list[str]:
     if not isinstance(convs, list):
         return []
     return [
-        t["value"] for t in convs
+        t["value"]
+        for t in convs
         if isinstance(t, dict) and t.get("from") == "human" and isinstance(t.get("value"), str)
     ]
 
@@ -350,7 +351,9 @@ def _figure(width: float, height: float, *, left: float = 1.3, bottom: float = 0
     from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
     fig = Figure(figsize=(width, height), dpi=100)
-    fig.subplots_adjust(left=left / width, right=1 - 0.25 / width, bottom=bottom / height, top=1 - top / height)
+    fig.subplots_adjust(
+        left=left / width, right=1 - 0.25 / width, bottom=bottom / height, top=1 - top / height
+    )
     return fig
 
 
@@ -372,8 +375,16 @@ def _plot_counts(rows: list[dict[str, Any]]) -> str:
     ax.barh(y, text, left=image, color="#DD8452", label="text-only samples")
     have = [(yy, e) for yy, e in zip(y, expected, strict=True) if e is not None]
     if have:
-        ax.scatter([e for _, e in have], [yy for yy, _ in have], marker="|", s=400, linewidths=2.5,
-                   color="black", zorder=3, label="expected (recipe)")
+        ax.scatter(
+            [e for _, e in have],
+            [yy for yy, _ in have],
+            marker="|",
+            s=400,
+            linewidths=2.5,
+            color="black",
+            zorder=3,
+            label="expected (recipe)",
+        )
     top = max([i + t for i, t in zip(image, text, strict=True)] + [e for _, e in have] + [1])
     for yy, i, t in zip(y, image, text, strict=True):
         ax.text(i + t + top * 0.01, yy, f"{i + t:,}", va="center", fontsize=8)
@@ -403,10 +414,14 @@ def _plot_ranges(stats: list[dict[str, Any]], xlabel: str) -> str:
     return _png(fig)
 
 
-def _plot_lengths(df: pl.DataFrame, sources: Sequence[str], column: str, limit: int | None, label: str) -> str:
+def _plot_lengths(
+    df: pl.DataFrame, sources: Sequence[str], column: str, limit: int | None, label: str
+) -> str:
     """Small multiples: one histogram per source (its own range, the limit always in it); the limit as a
     red dashed line with the count beyond it in the title."""
-    values = {s: [v for v in df.filter(pl.col("source") == s)[column].to_list() if v is not None] for s in sources}
+    values = {
+        s: [v for v in df.filter(pl.col("source") == s)[column].to_list() if v is not None] for s in sources
+    }
     ncols = 3
     nrows = max(1, math.ceil(len(sources) / ncols))
     fig = _figure(10, 1.9 * nrows + 0.5, left=0.5, bottom=0.55, top=0.3)
@@ -438,11 +453,14 @@ def _plot_lengths(df: pl.DataFrame, sources: Sequence[str], column: str, limit: 
 # --- statistics -----------------------------------------------------------------------------------------
 
 
-def _per_source(df: pl.DataFrame, summary: dict[str, Any], sources: Sequence[str], max_tokens: int) -> list[dict[str, Any]]:
+def _per_source(
+    df: pl.DataFrame, summary: dict[str, Any], sources: Sequence[str], max_tokens: int
+) -> list[dict[str, Any]]:
     info = summary.get("sources") or {}
     agg = {
         r["source"]: r
-        for r in df.group_by("source").agg(
+        for r in df.group_by("source")
+        .agg(
             pl.len().alias("samples"),
             pl.col("image").is_null().sum().alias("text_only"),
             pl.col("n_turns").mean().alias("turns_mean"),
@@ -453,7 +471,8 @@ def _per_source(df: pl.DataFrame, summary: dict[str, Any], sources: Sequence[str
             pl.col("n_tokens").quantile(0.95, "nearest").alias("tokens_p95"),
             pl.col("n_tokens").max().alias("tokens_max"),
             (pl.col("n_tokens") > max_tokens).sum().alias("over"),
-        ).to_dicts()
+        )
+        .to_dicts()
     }
     rows = []
     for s in sources:
@@ -480,11 +499,16 @@ def _quantiles(df: pl.DataFrame, sources: Sequence[str], column: str) -> list[di
         if col.len() == 0:
             out.append({"source": s, "min": None})
             continue
-        out.append({
-            "source": s,
-            "min": _num(col.min()), "max": _num(col.max()), "median": _num(col.median()),
-            "p25": _num(col.quantile(0.25, "linear")), "p75": _num(col.quantile(0.75, "linear")),
-        })
+        out.append(
+            {
+                "source": s,
+                "min": _num(col.min()),
+                "max": _num(col.max()),
+                "median": _num(col.median()),
+                "p25": _num(col.quantile(0.25, "linear")),
+                "p75": _num(col.quantile(0.75, "linear")),
+            }
+        )
     return out
 
 
@@ -516,7 +540,9 @@ def _img(uri: str, alt: str) -> str:
     return f'<img class="plot" alt="{_e(alt)}" src="{uri}">'
 
 
-def _composition(df: pl.DataFrame, rows: list[dict[str, Any]], sources: Sequence[str], max_tokens: int) -> tuple[str, bool]:
+def _composition(
+    df: pl.DataFrame, rows: list[dict[str, Any]], sources: Sequence[str], max_tokens: int
+) -> tuple[str, bool]:
     total = df.height
     text_only = int(df["image"].is_null().sum())
     has_tokens = df["n_tokens"].null_count() < total if total else False
@@ -526,7 +552,9 @@ def _composition(df: pl.DataFrame, rows: list[dict[str, Any]], sources: Sequence
     headers += ["expected", "Δ"] if has_expected else []
     headers += ["eval held out"] if has_eval else []
     headers += ["text-only", "turns mean", "turns median", "turns max", "chars median"]
-    headers += ["tokens median", "tokens p95", "tokens max", f"&gt; {max_tokens} tokens"] if has_tokens else []
+    headers += (
+        ["tokens median", "tokens p95", "tokens max", f"&gt; {max_tokens} tokens"] if has_tokens else []
+    )
     body = []
     for r in rows:
         n = r["samples"]
@@ -538,12 +566,21 @@ def _composition(df: pl.DataFrame, rows: list[dict[str, Any]], sources: Sequence
         if has_eval:
             cells.append(_fmt(r["eval"]))
         share = f"{r['text_only'] / n:.1%}" if n else "–"
-        cells += [f"{_fmt(r['text_only'])} ({share})", _fmt(r.get("turns_mean"), 2), _fmt(r.get("turns_median")),
-                  _fmt(r.get("turns_max")), _fmt(r.get("chars_median"))]
+        cells += [
+            f"{_fmt(r['text_only'])} ({share})",
+            _fmt(r.get("turns_mean"), 2),
+            _fmt(r.get("turns_median")),
+            _fmt(r.get("turns_max")),
+            _fmt(r.get("chars_median")),
+        ]
         if has_tokens:
             over = r.get("over") or 0
-            cells += [_fmt(r.get("tokens_median")), _fmt(r.get("tokens_p95")), _fmt(r.get("tokens_max")),
-                      f'<span class="{"bad" if over else "ok"}">{over:,}</span>']
+            cells += [
+                _fmt(r.get("tokens_median")),
+                _fmt(r.get("tokens_p95")),
+                _fmt(r.get("tokens_max")),
+                f'<span class="{"bad" if over else "ok"}">{over:,}</span>',
+            ]
         body.append(cells)
     share_all = f"{text_only / total:.1%}" if total else "–"
     parts = [
@@ -551,15 +588,23 @@ def _composition(df: pl.DataFrame, rows: list[dict[str, Any]], sources: Sequence
         f'<p class="lead">{total:,} samples from {len(sources)} sources; {text_only:,} text-only ({share_all}).</p>',
         _table(headers, body, "num"),
         "<h3>Samples per source</h3>",
-        _img(_plot_counts(rows), "samples per source, image and text-only, against the recipe's expected counts"),
+        _img(
+            _plot_counts(rows),
+            "samples per source, image and text-only, against the recipe's expected counts",
+        ),
     ]
     if not has_expected:
-        parts.append('<p class="note">The summary gives no expected counts (no <code>expect</code> block in the '
-                     "recipe, or an imported file).</p>")
+        parts.append(
+            '<p class="note">The summary gives no expected counts (no <code>expect</code> block in the '
+            "recipe, or an imported file).</p>"
+        )
     parts += [
         "<h3>Turns per conversation</h3>",
         '<p class="note">Turns counted human and gpt alike; line: min to max, bar: 25–75%, tick: median.</p>',
-        _img(_plot_ranges(_quantiles(df, sources, "n_turns"), "turns per conversation"), "turns per conversation"),
+        _img(
+            _plot_ranges(_quantiles(df, sources, "n_turns"), "turns per conversation"),
+            "turns per conversation",
+        ),
         "<h3>Sequence lengths</h3>",
     ]
     if has_tokens:
@@ -567,13 +612,19 @@ def _composition(df: pl.DataFrame, rows: list[dict[str, Any]], sources: Sequence
         parts += [
             f'<p class="note">Text tokens per sample as recorded in the manifest (<code>n_tokens</code>); the '
             f"dashed line is the {max_tokens}-token limit: {over:,} samples are longer and would be truncated.</p>",
-            _img(_plot_lengths(df, sources, "n_tokens", max_tokens, "tokens per sample"), "tokens per sample, per source"),
+            _img(
+                _plot_lengths(df, sources, "n_tokens", max_tokens, "tokens per sample"),
+                "tokens per sample, per source",
+            ),
         ]
     else:
         parts += [
             '<p class="note">The manifest has no token counts (build with <code>--tokenizer</code> to get them), '
             f"so the {max_tokens}-token limit cannot be checked; characters per sample shown instead.</p>",
-            _img(_plot_lengths(df, sources, "n_text_chars", None, "characters per sample"), "characters per sample, per source"),
+            _img(
+                _plot_lengths(df, sources, "n_text_chars", None, "characters per sample"),
+                "characters per sample, per source",
+            ),
         ]
     parts.append("</section>")
     return "\n".join(parts), bool(has_tokens)
@@ -588,10 +639,18 @@ def _prompts(stats: _PromptStats, sources: Sequence[str], near_miss_samples: int
         samples, turns = stats.samples.get(prompt, Counter()), stats.turns.get(prompt, Counter())
         label = _PROMPT_LABELS.get(prompt, "")
         cell = f"<code>{_e(prompt)}</code>" + (f'<div class="sub">{_e(label)}</div>' if label else "")
-        body.append([cell, _fmt(sum(samples.values())), _fmt(sum(turns.values()))]
-                    + [_fmt(samples[s]) if samples[s] else "" for s in cols])
-    body.append(['<i>no known format prompt</i><div class="sub">free-form conversations</div>',
-                 _fmt(sum(stats.none.values())), ""] + [_fmt(stats.none[s]) if stats.none[s] else "" for s in cols])
+        body.append(
+            [cell, _fmt(sum(samples.values())), _fmt(sum(turns.values()))]
+            + [_fmt(samples[s]) if samples[s] else "" for s in cols]
+        )
+    body.append(
+        [
+            '<i>no known format prompt</i><div class="sub">free-form conversations</div>',
+            _fmt(sum(stats.none.values())),
+            "",
+        ]
+        + [_fmt(stats.none[s]) if stats.none[s] else "" for s in cols]
+    )
     parts = [
         '<section id="prompts"><h2>Prompt formats</h2>',
         f'<p class="lead">Every known format prompt (<code>datamix.formats.KNOWN_PROMPTS</code>) found in the human '
@@ -600,8 +659,10 @@ def _prompts(stats: _PromptStats, sources: Sequence[str], near_miss_samples: int
         _table(headers, body, "num prompts"),
     ]
     if stats.unreadable:
-        parts.append(f'<p class="note bad">{len(stats.unreadable):,} shard members could not be read: '
-                     f"{_e(', '.join(stats.unreadable[:10]))}</p>")
+        parts.append(
+            f'<p class="note bad">{len(stats.unreadable):,} shard members could not be read: '
+            f"{_e(', '.join(stats.unreadable[:10]))}</p>"
+        )
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -615,15 +676,25 @@ def _lint_section(lint: Any, keys: list[str], flagged: dict[str, str]) -> str:
         return "\n".join(parts)
     n = len(lint.violations)
     if not n:
-        parts += [f'<p class="lead ok">Clean: {lint.checked:,} samples checked, no violation of the '
-                  f"{len(RULES)} rules (<code>datamix lint</code>).</p>", "</section>"]
+        parts += [
+            f'<p class="lead ok">Clean: {lint.checked:,} samples checked, no violation of the '
+            f"{len(RULES)} rules (<code>datamix lint</code>).</p>",
+            "</section>",
+        ]
         return "\n".join(parts)
     counts = lint.counts()
     samples = len({v.index for v in lint.violations})
-    parts.append(f'<p class="lead bad">{n:,} violations in {samples:,} of {lint.checked:,} samples '
-                 f"(<code>datamix lint</code>).</p>")
-    parts.append(_table(["rule", "what it checks", "violations"],
-                        [[f"<code>{_e(r)}</code>", _e(RULES[r]), _fmt(c)] for r, c in counts.items()], "num"))
+    parts.append(
+        f'<p class="lead bad">{n:,} violations in {samples:,} of {lint.checked:,} samples '
+        f"(<code>datamix lint</code>).</p>"
+    )
+    parts.append(
+        _table(
+            ["rule", "what it checks", "violations"],
+            [[f"<code>{_e(r)}</code>", _e(RULES[r]), _fmt(c)] for r, c in counts.items()],
+            "num",
+        )
+    )
     rows = []
     for v in lint.violations[:MAX_LINT_ROWS]:
         key = keys[v.index] if v.index is not None and 0 <= v.index < len(keys) else None
@@ -631,7 +702,9 @@ def _lint_section(lint: Any, keys: list[str], flagged: dict[str, str]) -> str:
         rows.append([where, _e(v.id or "–"), f"<code>{_e(v.rule)}</code>", _e(v.message)])
     parts.append("<h3>Violations</h3>")
     if n > MAX_LINT_ROWS:
-        parts.append(f'<p class="note">The first {MAX_LINT_ROWS:,} of {n:,}; run <code>datamix lint</code> for all.</p>')
+        parts.append(
+            f'<p class="note">The first {MAX_LINT_ROWS:,} of {n:,}; run <code>datamix lint</code> for all.</p>'
+        )
     parts.append(_table(["sample", "id", "rule", "message"], rows, "violations"))
     parts.append("</section>")
     return "\n".join(parts)
@@ -654,8 +727,14 @@ def _turn_html(value: str, colors: dict[str, tuple[int, int, int]]) -> str:
     return "".join(out)
 
 
-def _card(anchor: str, row: dict[str, Any], record: dict[str, Any] | None, image: bytes | None,
-          frame: str, note: str = "") -> str:
+def _card(
+    anchor: str,
+    row: dict[str, Any],
+    record: dict[str, Any] | None,
+    image: bytes | None,
+    frame: str,
+    note: str = "",
+) -> str:
     key = row["key"]
     convs = record.get("conversations") if isinstance(record, dict) else None
     convs = convs if isinstance(convs, list) else []
@@ -670,9 +749,11 @@ def _card(anchor: str, row: dict[str, Any], record: dict[str, Any] | None, image
             im = decode(image, alpha="drop")  # the decompression-bomb guard; LLaVA's convert("RGB")
             size = im.size
             pic = padded_square_thumbnail(im, [(b.coords, colors[b.text]) for b in boxes], frame=frame)
-            thumb = (f'<div class="thumb"><img alt="{_e(row["image"])}" width="{THUMB_SIDE}" height="{THUMB_SIDE}" '
-                     f'src="{_data_uri(pic)}"><div class="sub">{size[0]}×{size[1]} → padded square'
-                     f'{f", {len(colors)} box(es)" if colors else ""}</div></div>')
+            thumb = (
+                f'<div class="thumb"><img alt="{_e(row["image"])}" width="{THUMB_SIDE}" height="{THUMB_SIDE}" '
+                f'src="{_data_uri(pic)}"><div class="sub">{size[0]}×{size[1]} → padded square'
+                f"{f', {len(colors)} box(es)' if colors else ''}</div></div>"
+            )
         except (ImageError, OSError, ValueError) as e:
             thumb = f'<div class="thumb none bad">image does not decode: {_e(str(e))}</div>'
     turns = []
@@ -682,21 +763,29 @@ def _card(anchor: str, row: dict[str, Any], record: dict[str, Any] | None, image
         value = t.get("value")
         value = value if isinstance(value, str) else repr(value)
         cls = "gpt" if role == "gpt" else "human" if role == "human" else "other"
-        turns.append(f'<div class="turn {cls}"><span class="role">{_e(role)}</span>'
-                     f'<div class="text">{_turn_html(value, colors)}</div></div>')
+        turns.append(
+            f'<div class="turn {cls}"><span class="role">{_e(role)}</span>'
+            f'<div class="text">{_turn_html(value, colors)}</div></div>'
+        )
     if record is None:
         turns.append('<div class="turn other bad">sample json missing from the shard</div>')
-    meta = (f'<b>{_e(row["source"])}</b> <code>{_e(key)}</code> id <code>{_e(str(row.get("id")))}</code> · '
-            f'{_fmt(row.get("n_turns"))} turns · {_e(row.get("image") or "no image")} · {_e(row["shard"])}')
+    meta = (
+        f"<b>{_e(row['source'])}</b> <code>{_e(key)}</code> id <code>{_e(str(row.get('id')))}</code> · "
+        f"{_fmt(row.get('n_turns'))} turns · {_e(row.get('image') or 'no image')} · {_e(row['shard'])}"
+    )
     if row.get("n_tokens") is not None:
         meta += f" · {_fmt(row['n_tokens'])} tokens"
     note_html = f'<div class="flag">{note}</div>' if note else ""
-    return (f'<article class="card" id="{_e(anchor)}" data-source="{_e(row["source"])}">{thumb}'
-            f'<div class="body"><div class="meta">{meta}</div>{note_html}<div class="conv">{"".join(turns)}</div>'
-            "</div></article>")
+    return (
+        f'<article class="card" id="{_e(anchor)}" data-source="{_e(row["source"])}">{thumb}'
+        f'<div class="body"><div class="meta">{meta}</div>{note_html}<div class="conv">{"".join(turns)}</div>'
+        "</div></article>"
+    )
 
 
-def _read_samples(mix_dir: Path, rows: list[dict[str, Any]]) -> dict[str, tuple[dict[str, Any] | None, bytes | None]]:
+def _read_samples(
+    mix_dir: Path, rows: list[dict[str, Any]]
+) -> dict[str, tuple[dict[str, Any] | None, bytes | None]]:
     out: dict[str, tuple[dict[str, Any] | None, bytes | None]] = {}
     with MixReader(mix_dir) as reader:
         for row in sorted(rows, key=lambda r: (r["shard"], r["row"])):
@@ -704,7 +793,11 @@ def _read_samples(mix_dir: Path, rows: list[dict[str, Any]]) -> dict[str, tuple[
             try:
                 raw = reader.read(row["shard"], member_name(key, JSON_EXT))
                 record = json.loads(raw) if raw is not None else None
-                image = reader.read(row["shard"], member_name(key, IMAGE_EXT)) if row.get("image") is not None else None
+                image = (
+                    reader.read(row["shard"], member_name(key, IMAGE_EXT))
+                    if row.get("image") is not None
+                    else None
+                )
             except Exception as e:  # a damaged shard shows as a missing sample, lint says why
                 log.warning("%s: cannot read sample %s (%s)", row["shard"], key, e)
                 record, image = None, None
@@ -714,11 +807,21 @@ def _read_samples(mix_dir: Path, rows: list[dict[str, Any]]) -> dict[str, tuple[
 
 def _frames(summary: dict[str, Any]) -> dict[str, str]:
     specs = (summary.get("recipe_resolved") or {}).get("sources") or {}
-    return {s: str(spec.get("box_frame", "padded_square")) for s, spec in specs.items() if isinstance(spec, dict)}
+    return {
+        s: str(spec.get("box_frame", "padded_square")) for s, spec in specs.items() if isinstance(spec, dict)
+    }
 
 
-def _samples_section(mix_dir: Path, df: pl.DataFrame, shown: dict[str, list[int]], flagged_rows: list[int],
-                     lint_notes: dict[int, str], frames: dict[str, str], seed: int, per_source: int) -> str:
+def _samples_section(
+    mix_dir: Path,
+    df: pl.DataFrame,
+    shown: dict[str, list[int]],
+    flagged_rows: list[int],
+    lint_notes: dict[int, str],
+    frames: dict[str, str],
+    seed: int,
+    per_source: int,
+) -> str:
     wanted = sorted({r for rows in shown.values() for r in rows} | set(flagged_rows))
     rows = {r["row"]: r for r in df.filter(pl.col("row").is_in(wanted)).to_dicts()}
     data = _read_samples(mix_dir, list(rows.values()))
@@ -739,32 +842,60 @@ def _samples_section(mix_dir: Path, df: pl.DataFrame, shown: dict[str, list[int]
             row = rows[r]
             record, image = data.get(row["key"], (None, None))
             cards.append(_card(f"s-{row['key']}", row, record, image, frames.get(source, "padded_square")))
-        parts.append(f'<div class="group" id="src-{_e(source)}"><h3>{_e(source)} '
-                     f'<span class="sub">{len(picked)} of {int((df["source"] == source).sum()):,}</span></h3>'
-                     f'<div class="cards">{"".join(cards)}</div></div>')
+        parts.append(
+            f'<div class="group" id="src-{_e(source)}"><h3>{_e(source)} '
+            f'<span class="sub">{len(picked)} of {int((df["source"] == source).sum()):,}</span></h3>'
+            f'<div class="cards">{"".join(cards)}</div></div>'
+        )
     if flagged_rows:
         cards = []
         for r in flagged_rows:
             row = rows[r]
             record, image = data.get(row["key"], (None, None))
-            cards.append(_card(f"lint-{row['key']}", row, record, image,
-                               frames.get(row["source"], "padded_square"), lint_notes.get(r, "")))
-        parts.append(f'<div class="group" id="src-lint"><h3>Flagged by lint <span class="sub">{len(flagged_rows)} '
-                     f'samples</span></h3><div class="cards">{"".join(cards)}</div></div>')
+            cards.append(
+                _card(
+                    f"lint-{row['key']}",
+                    row,
+                    record,
+                    image,
+                    frames.get(row["source"], "padded_square"),
+                    lint_notes.get(r, ""),
+                )
+            )
+        parts.append(
+            f'<div class="group" id="src-lint"><h3>Flagged by lint <span class="sub">{len(flagged_rows)} '
+            f'samples</span></h3><div class="cards">{"".join(cards)}</div></div>'
+        )
     parts.append("</section>")
     return "\n".join(parts)
 
 
 def _provenance(summary: dict[str, Any], mix_dir: Path, seed: int, per_source: int) -> str:
     keys = [
-        ("recipe", "recipe"), ("recipe file", "recipe_file"), ("recipe hash", "recipe_hash"), ("seed", "seed"),
-        ("datamix version", "datamix_version"), ("git commit", "git_commit"), ("schema version", "schema_version"),
-        ("tokenizer", "tokenizer"), ("shards", "shards"), ("shard bytes", "shard_bytes"),
-        ("imported from", "imported_from"), ("input sha256", "input_sha256"), ("held out from", "held_out_from"),
+        ("recipe", "recipe"),
+        ("recipe file", "recipe_file"),
+        ("recipe hash", "recipe_hash"),
+        ("seed", "seed"),
+        ("datamix version", "datamix_version"),
+        ("git commit", "git_commit"),
+        ("schema version", "schema_version"),
+        ("tokenizer", "tokenizer"),
+        ("shards", "shards"),
+        ("shard bytes", "shard_bytes"),
+        ("imported from", "imported_from"),
+        ("input sha256", "input_sha256"),
+        ("held out from", "held_out_from"),
     ]
-    rows = [[_e(label), f"<code>{_e(str(summary[k]))}</code>"] for label, k in keys if summary.get(k) is not None]
-    rows.append(["report", f"<code>datamix {_e(__version__)} report {_e(mix_dir.name)} --per-source {per_source} "
-                           f"--seed {seed}</code>"])
+    rows = [
+        [_e(label), f"<code>{_e(str(summary[k]))}</code>"] for label, k in keys if summary.get(k) is not None
+    ]
+    rows.append(
+        [
+            "report",
+            f"<code>datamix {_e(__version__)} report {_e(mix_dir.name)} --per-source {per_source} "
+            f"--seed {seed}</code>",
+        ]
+    )
     parts = ['<section id="provenance"><h2>Provenance</h2>']
     if not summary:
         parts.append('<p class="bad">No summary.json in the mix folder.</p>')
@@ -775,14 +906,23 @@ def _provenance(summary: dict[str, Any], mix_dir: Path, seed: int, per_source: i
         for s in _source_order(raw):
             for f in raw[s] or []:
                 if isinstance(f, dict):
-                    body.append([_e(s), f"<code>{_e(str(f.get('file')))}</code>", _fmt(f.get("size")),
-                                 f"<code>{_e(str(f.get('sha256')))}</code>"])
+                    body.append(
+                        [
+                            _e(s),
+                            f"<code>{_e(str(f.get('file')))}</code>",
+                            _fmt(f.get("size")),
+                            f"<code>{_e(str(f.get('sha256')))}</code>",
+                        ]
+                    )
         parts += ["<h3>Raw inputs</h3>", _table(["source", "file", "bytes", "sha256"], body, "num")]
     if summary.get("recipe_resolved") is not None:
         text = json.dumps(summary["recipe_resolved"], indent=2, sort_keys=True, ensure_ascii=False)
         parts.append(f"<details><summary>Resolved recipe</summary><pre>{_e(text)}</pre></details>")
-    other = {k: v for k, v in summary.items()
-             if k not in {k2 for _, k2 in keys} | {"raw_inputs", "recipe_resolved", "sources"}}
+    other = {
+        k: v
+        for k, v in summary.items()
+        if k not in {k2 for _, k2 in keys} | {"raw_inputs", "recipe_resolved", "sources"}
+    }
     if other:
         text = json.dumps(other, indent=2, sort_keys=True, ensure_ascii=False)
         parts.append(f"<details><summary>Rest of summary.json</summary><pre>{_e(text)}</pre></details>")
@@ -790,8 +930,10 @@ def _provenance(summary: dict[str, Any], mix_dir: Path, seed: int, per_source: i
     return "\n".join(parts)
 
 
-_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-        "base-uri 'none'; form-action 'none'")
+_CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'"
+)
 
 _CSS = """
 :root { --fg:#1f2328; --muted:#656d76; --line:#d0d7de; --bg:#fff; --soft:#f6f8fa; --gpt:#fff8c5; --gptline:#d4a72c; }
@@ -932,9 +1074,11 @@ def render_report(
     name = str(summary.get("recipe") or mix_dir.name)
     n_violations = len(violations)
     lint_text = "lint: n/a" if isinstance(lint, str) else f"lint: {n_violations:,} violations"
-    headline = (f"{df.height:,} samples · {len(sources)} sources · {df['shard'].n_unique():,} shards · "
-                f"recipe hash <code>{_e(str(summary.get('recipe_hash', '–'))[:12])}</code> · seed "
-                f"{_e(str(summary.get('seed', '–')))} · {lint_text}")
+    headline = (
+        f"{df.height:,} samples · {len(sources)} sources · {df['shard'].n_unique():,} shards · "
+        f"recipe hash <code>{_e(str(summary.get('recipe_hash', '–'))[:12])}</code> · seed "
+        f"{_e(str(summary.get('seed', '–')))} · {lint_text}"
+    )
     page = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -982,7 +1126,9 @@ def write_report(
 
 def report_command(
     mix_dir: Path = typer.Argument(..., help="A built mix folder (manifest.parquet, summary.json, shards/)."),
-    out: Path = typer.Option(..., "--out", help="The HTML file to write (an existing one only with --force)."),
+    out: Path = typer.Option(
+        ..., "--out", help="The HTML file to write (an existing one only with --force)."
+    ),
     per_source: int = typer.Option(12, "--per-source", help="Samples shown per source."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sample shown."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),

@@ -78,7 +78,9 @@ class Turn:
 class QA:
     question_id: str
     question: str
-    answer: str | None  # the dataset's own main answer (VQAv2 multiple_choice_answer, GQA answer); None if it has none
+    answer: (
+        str | None
+    )  # the dataset's own main answer (VQAv2 multiple_choice_answer, GQA answer); None if it has none
     answers: tuple[str, ...] = ()  # every annotator answer in raw order (OK-VQA: raw_answer)
 
     ARROW: ClassVar[pa.DataType]
@@ -201,7 +203,6 @@ ITEM_TYPES: dict[Kind, type] = {
     Kind.CAPTION: CaptionItem,
     Kind.REGION: RegionItem,
 }
-
 
 
 def item_schema(cls: type) -> pa.Schema:
@@ -406,8 +407,16 @@ class Sample:
         record["key"] = key
         n_turns, n_chars = _conversation_stats(conversations)
         return cls(
-            key=key, id=id, source=source, image=image, json=_json_encoder().encode(record),
-            n_turns=n_turns, n_text_chars=n_chars, width=width, height=height, item_key=item_key,
+            key=key,
+            id=id,
+            source=source,
+            image=image,
+            json=_json_encoder().encode(record),
+            n_turns=n_turns,
+            n_text_chars=n_chars,
+            width=width,
+            height=height,
+            item_key=item_key,
         )
 
     def record(self) -> dict[str, Any]:

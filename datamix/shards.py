@@ -133,8 +133,13 @@ class Presizer:
         clean = Image.frombytes("RGB", square.size, square.tobytes())
         buf = io.BytesIO()
         clean.save(
-            buf, "JPEG", quality=self.spec.quality, subsampling=self.subsampling, optimize=False,
-            progressive=False, exif=b"",
+            buf,
+            "JPEG",
+            quality=self.spec.quality,
+            subsampling=self.subsampling,
+            optimize=False,
+            progressive=False,
+            exif=b"",
         )
         return buf.getvalue()
 
@@ -160,10 +165,18 @@ def write_shard(
             try:
                 data = image_path.read_bytes()
             except OSError as e:
-                raise BuildError(f"sample {s.key} ({s.source} id {s.id}): cannot read image {image_path}: {e}") from None
+                raise BuildError(
+                    f"sample {s.key} ({s.source} id {s.id}): cannot read image {image_path}: {e}"
+                ) from None
             try:
                 width, height = image_size(data)
-            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            except (
+                OSError,
+                SyntaxError,
+                ValueError,
+                Image.DecompressionBombError,
+                Image.DecompressionBombWarning,
+            ) as e:
                 raise BuildError(f"sample {s.key}: image {image_path} is not readable: {e}") from None
             digest = hashlib.sha256(data).hexdigest()
             stored, presized = data, False
@@ -173,12 +186,19 @@ def write_shard(
                 except presizer.error as e:
                     log.warning(
                         "sample %s: image %s does not decode (%s): stored as is, the trainer will skip it",
-                        s.key, image_path, e,
+                        s.key,
+                        image_path,
+                        e,
                     )
             shard.add(
-                s, stored, image_sha256=digest, width=width, height=height,
+                s,
+                stored,
+                image_sha256=digest,
+                width=width,
+                height=height,
                 stored_sha256=digest if stored is data else hashlib.sha256(stored).hexdigest(),
-                presized=presized, n_tokens=count_tokens(s) if count_tokens else None,
+                presized=presized,
+                n_tokens=count_tokens(s) if count_tokens else None,
             )
             kill_point("mid-shard")  # test hook (datamix.proc): a temporary tar is half written
         return len(shard.rows)
@@ -235,10 +255,14 @@ def text_token_counter(tokenizer: str) -> Callable[[str], int]:
     try:
         tok = load_tokenizer(tokenizer)
     except ImportError as e:  # pragma: no cover - depends on the install
-        raise BuildError(f"--tokenizer needs the [train] extra (transformers, sentencepiece, protobuf): {e}") from e
+        raise BuildError(
+            f"--tokenizer needs the [train] extra (transformers, sentencepiece, protobuf): {e}"
+        ) from e
     except Exception as e:  # noqa: BLE001 - transformers raises many types for a folder it cannot use
         first = (str(e) or type(e).__name__).splitlines()[0]
-        raise UsageError(f"--tokenizer: cannot load a tokenizer ({type(e).__name__}: {first})", path=tokenizer) from None
+        raise UsageError(
+            f"--tokenizer: cannot load a tokenizer ({type(e).__name__}: {first})", path=tokenizer
+        ) from None
     return lambda text: len(tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
 
@@ -252,7 +276,11 @@ def _git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
@@ -302,8 +330,18 @@ def write_mix(
     out = Path(out)
     with out_lock(out):
         return _write_mix_locked(
-            out, recipe_name, samples, images_root, summary=summary, max_samples=max_samples,
-            max_bytes=max_bytes, jobs=jobs, tokenizer=tokenizer, presize=presize, force=force, on_shard=on_shard,
+            out,
+            recipe_name,
+            samples,
+            images_root,
+            summary=summary,
+            max_samples=max_samples,
+            max_bytes=max_bytes,
+            jobs=jobs,
+            tokenizer=tokenizer,
+            presize=presize,
+            force=force,
+            on_shard=on_shard,
         )
 
 
@@ -399,7 +437,9 @@ def _write_mix_locked(
             raise BuildError(f"{out} already holds shards from another build; use --force to replace it")
         writer.clear(names=(recipe_name,))
     writer.prepare()
-    write_json_atomic(plan_path, {"digest": digest, "recipe": recipe_name, "shards": len(ranges), "samples": len(samples)})
+    write_json_atomic(
+        plan_path, {"digest": digest, "recipe": recipe_name, "shards": len(ranges), "samples": len(samples)}
+    )
 
     names = [f"{recipe_name}-{i:06d}.tar" for i in range(len(ranges))]
     todo = [
@@ -464,4 +504,3 @@ def _write_mix_locked(
     writer.finish()
     log.info("%s: %d samples in %d shards (%d resumed)", out, manifest.num_rows, len(names), skipped)
     return final
-

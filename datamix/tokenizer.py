@@ -120,16 +120,25 @@ def _spm_pieces(path: Path) -> tuple[list[str], list[float], int, int]:
         import sentencepiece as spm
         from sentencepiece import sentencepiece_model_pb2
     except ImportError as e:  # pragma: no cover - depends on the install
-        raise ImportError(f"{path}: reading tokenizer.model needs `sentencepiece` and `protobuf` (the [train] extra)") from e
+        raise ImportError(
+            f"{path}: reading tokenizer.model needs `sentencepiece` and `protobuf` (the [train] extra)"
+        ) from e
     proto = sentencepiece_model_pb2.ModelProto()  # type: ignore[attr-defined]
     proto.ParseFromString(path.read_bytes())
     if proto.trainer_spec.model_type != sentencepiece_model_pb2.TrainerSpec.BPE:  # type: ignore[attr-defined]
-        raise ValueError(f"{path}: SentencePiece model type {proto.trainer_spec.model_type}; only BPE (LLaMA) is supported")
+        raise ValueError(
+            f"{path}: SentencePiece model type {proto.trainer_spec.model_type}; only BPE (LLaMA) is supported"
+        )
     if not proto.normalizer_spec.add_dummy_prefix or proto.normalizer_spec.remove_extra_whitespaces:
         raise ValueError(f"{path}: not a LLaMA-style SentencePiece model (dummy prefix, whitespace kept)")
     sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
     n = sp.get_piece_size()
-    return [sp.id_to_piece(i) for i in range(n)], [sp.get_score(i) for i in range(n)], sp.unk_id(), sp.bos_id()
+    return (
+        [sp.id_to_piece(i) for i in range(n)],
+        [sp.get_score(i) for i in range(n)],
+        sp.unk_id(),
+        sp.bos_id(),
+    )
 
 
 def _bpe_merges(vocab: dict[str, int], scores: dict[str, float]) -> list[tuple[str, str]]:
@@ -168,14 +177,28 @@ def _build_backend_json(kind: str, path: Path) -> str:
     vocab = {t: i for i, t in enumerate(tokens)}
     scores = dict(zip(tokens, score_list, strict=True))
     backend = Tokenizer(
-        BPE(vocab=vocab, merges=_bpe_merges(vocab, scores), unk_token=tokens[unk_id], fuse_unk=True, byte_fallback=True)
+        BPE(
+            vocab=vocab,
+            merges=_bpe_merges(vocab, scores),
+            unk_token=tokens[unk_id],
+            fuse_unk=True,
+            byte_fallback=True,
+        )
     )
     backend.normalizer = normalizers.Sequence(
-        [normalizers.Prepend(prepend=SPIECE_UNDERLINE), normalizers.Replace(pattern=" ", content=SPIECE_UNDERLINE)]
+        [
+            normalizers.Prepend(prepend=SPIECE_UNDERLINE),
+            normalizers.Replace(pattern=" ", content=SPIECE_UNDERLINE),
+        ]
     )
     backend.pre_tokenizer = None
     backend.decoder = decoders.Sequence(
-        [decoders.Replace(SPIECE_UNDERLINE, " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(content=" ", left=1)]
+        [
+            decoders.Replace(SPIECE_UNDERLINE, " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Strip(content=" ", left=1),
+        ]
     )
     bos = tokens[bos_id]
     backend.post_processor = processors.TemplateProcessing(
@@ -214,7 +237,10 @@ def make_spm_legacy(tokenizer: Any) -> Any:
     pre = backend.pre_tokenizer
     if pre is not None and type(pre).__name__ == "Metaspace":
         backend.normalizer = normalizers.Sequence(
-            [normalizers.Prepend(prepend=SPIECE_UNDERLINE), normalizers.Replace(pattern=" ", content=SPIECE_UNDERLINE)]
+            [
+                normalizers.Prepend(prepend=SPIECE_UNDERLINE),
+                normalizers.Replace(pattern=" ", content=SPIECE_UNDERLINE),
+            ]
         )
         backend.pre_tokenizer = None
     return tokenizer
@@ -299,7 +325,10 @@ def encode_chunks(
     legacy = is_legacy(tokenizer)
     if not legacy:
         texts = [t.replace(SPIECE_UNDERLINE, " ") for t in texts]
-    out = [list(x) for x in tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)["input_ids"]]
+    out = [
+        list(x)
+        for x in tokenizer(list(texts), add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    ]
     if legacy or after_special is None:
         return out
     if len(after_special) != len(texts):

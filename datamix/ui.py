@@ -40,7 +40,9 @@ class Counter:
 
     def finish(self, name: str) -> None:
         if self.progress is not None and name in self.tasks:
-            self.progress.update(self.tasks[name], completed=self.counts.get(name, 0), total=self.counts.get(name, 0))
+            self.progress.update(
+                self.tasks[name], completed=self.counts.get(name, 0), total=self.counts.get(name, 0)
+            )
 
 
 @contextmanager

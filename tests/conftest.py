@@ -30,7 +30,9 @@ class RawWorld:
         path.write_bytes(pickle.dumps(data, protocol=protocol))
         return path
 
-    def image(self, rel: str, size: tuple[int, int] = (8, 6), fmt: str = "JPEG", data: bytes | None = None) -> Path:
+    def image(
+        self, rel: str, size: tuple[int, int] = (8, 6), fmt: str = "JPEG", data: bytes | None = None
+    ) -> Path:
         path = self.root / "images" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if data is None:

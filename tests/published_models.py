@@ -161,7 +161,9 @@ def write_vicuna(
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        cfg = LlamaConfig(**{k: v for k, v in config.items() if not k.startswith("_") and k != "architectures"})
+        cfg = LlamaConfig(
+            **{k: v for k, v in config.items() if not k.startswith("_") and k != "architectures"}
+        )
         model = LlamaForCausalLM(cfg)
     state = {k: v.to(torch.float16) for k, v in model.state_dict().items()}
     if inv_freq:
@@ -249,10 +251,24 @@ def write_clip(
         "patch_size": patch_size,
         "projection_dim": projection_dim,
     }
-    common = {"attention_dropout": 0.0, "dropout": 0.0, "hidden_act": "quick_gelu", "initializer_factor": 1.0,
-              "initializer_range": 0.02, "layer_norm_eps": 1e-05}
-    text_full = {**common, **text_small, "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1,
-                 "max_position_embeddings": 77, "model_type": "clip_text_model", "vocab_size": 49408}
+    common = {
+        "attention_dropout": 0.0,
+        "dropout": 0.0,
+        "hidden_act": "quick_gelu",
+        "initializer_factor": 1.0,
+        "initializer_range": 0.02,
+        "layer_norm_eps": 1e-05,
+    }
+    text_full = {
+        **common,
+        **text_small,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "pad_token_id": 1,
+        "max_position_embeddings": 77,
+        "model_type": "clip_text_model",
+        "vocab_size": 49408,
+    }
     vision_full = {**common, **vision_small, "model_type": "clip_vision_model", "num_channels": 3}
     config = {
         "_name_or_path": "openai/clip-vit-large-patch14-336",
@@ -302,19 +318,32 @@ def write_clip(
 
 
 def write_published(
-    root: str | Path, *, safetensors: bool = False, legacy: bool = False, llm: dict | None = None, clip: dict | None = None
+    root: str | Path,
+    *,
+    safetensors: bool = False,
+    legacy: bool = False,
+    llm: dict | None = None,
+    clip: dict | None = None,
 ) -> tuple[Path, Path]:
     """`root/lmsys/vicuna-7b-v1.5` and `root/openai/clip-vit-large-patch14-336` (hub ids as folders)."""
     root = Path(root)
-    vicuna = write_vicuna(root / "lmsys" / "vicuna-7b-v1.5", safetensors=safetensors, legacy=legacy, **(llm or {}))
-    tower = write_clip(root / "openai" / "clip-vit-large-patch14-336", safetensors=safetensors, **(clip or {}))
+    vicuna = write_vicuna(
+        root / "lmsys" / "vicuna-7b-v1.5", safetensors=safetensors, legacy=legacy, **(llm or {})
+    )
+    tower = write_clip(
+        root / "openai" / "clip-vit-large-patch14-336", safetensors=safetensors, **(clip or {})
+    )
     return vicuna, tower
 
 
-if __name__ == "__main__":  # python tests/published_models.py OUT [--safetensors] [--width 4096 --layers 4 ...]
+if (
+    __name__ == "__main__"
+):  # python tests/published_models.py OUT [--safetensors] [--width 4096 --layers 4 ...]
     import argparse
 
-    p = argparse.ArgumentParser(description="write tiny (or 7B-wide) random models in the published folder layout")
+    p = argparse.ArgumentParser(
+        description="write tiny (or 7B-wide) random models in the published folder layout"
+    )
     p.add_argument("out", type=Path)
     p.add_argument("--safetensors", action="store_true")
     p.add_argument("--legacy", action="store_true")
@@ -332,9 +361,18 @@ if __name__ == "__main__":  # python tests/published_models.py OUT [--safetensor
         a.out,
         safetensors=a.safetensors,
         legacy=a.legacy,
-        llm={"hidden_size": a.width, "num_hidden_layers": a.layers, "num_attention_heads": a.heads,
-             "intermediate_size": a.intermediate},
-        clip={"image_size": a.image_size, "vision_hidden_size": a.vision_width, "vision_layers": a.vision_layers,
-              "vision_heads": a.vision_heads, "vision_intermediate_size": a.vision_intermediate},
+        llm={
+            "hidden_size": a.width,
+            "num_hidden_layers": a.layers,
+            "num_attention_heads": a.heads,
+            "intermediate_size": a.intermediate,
+        },
+        clip={
+            "image_size": a.image_size,
+            "vision_hidden_size": a.vision_width,
+            "vision_layers": a.vision_layers,
+            "vision_heads": a.vision_heads,
+            "vision_intermediate_size": a.vision_intermediate,
+        },
     )
     print(json.dumps({"llm": str(llm_dir), "vision_tower": str(tower_dir)}))

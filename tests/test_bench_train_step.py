@@ -21,17 +21,32 @@ SCRIPT = REPO / "benchmarks" / "bench_train_step.py"
 def _run(tmp_path: Path, *args: str) -> list[dict]:
     out = tmp_path / "bench.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "CUDA_VISIBLE_DEVICES": ""}
-    subprocess.run([sys.executable, str(SCRIPT), *args, "--out", str(out)], cwd=REPO, env=env, check=True,
-                   capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return json.loads(out.read_text())
 
 
 def test_smoke_run_writes_every_mode(tmp_path):
-    rows = {r["name"]: r for r in _run(tmp_path, "--smoke", "--samples", "8", "--batch", "4", "--max-length", "2048")}
-    assert set(rows) == {"train_step_mfu"} | {f"train_step_tokens_per_s_{m}" for m in ("hf_padded", "padded", "grouped", "packed")}
+    rows = {
+        r["name"]: r
+        for r in _run(tmp_path, "--smoke", "--samples", "8", "--batch", "4", "--max-length", "2048")
+    }
+    assert set(rows) == {"train_step_mfu"} | {
+        f"train_step_tokens_per_s_{m}" for m in ("hf_padded", "padded", "grouped", "packed")
+    }
     assert rows["train_step_mfu"]["value"] is None  # no peak FLOP/s on a CPU
     assert rows["train_step_mfu"]["ratio"] > 0
-    pad = {m: float(rows[f"train_step_tokens_per_s_{m}"]["notes"].split("%")[0].split()[-1]) for m in ("padded", "packed")}
+    pad = {
+        m: float(rows[f"train_step_tokens_per_s_{m}"]["notes"].split("%")[0].split()[-1])
+        for m in ("padded", "packed")
+    }
     assert pad["packed"] < pad["padded"]
 
 

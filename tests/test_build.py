@@ -60,7 +60,9 @@ def test_build_is_byte_identical_and_matches_manifest(tiny_root, tmp_path):
     assert len(members) == manifest.height + manifest["image"].is_not_null().sum()
     for shard in sorted((tmp_path / "a" / "shards").glob("*.tar")):
         with tarfile.open(shard) as tar:
-            assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in tar} == {(0, 0, 0, "", "", 0o644)}
+            assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in tar} == {
+                (0, 0, 0, "", "", 0o644)
+            }
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["seed"] == 1234 and len(summary["recipe_hash"]) == 64
     assert summary["raw_inputs"]["vqav2"][0]["sha256"]
@@ -114,7 +116,9 @@ def test_export_import_round_trip_and_lint(tiny_root, tmp_path):
     # stage 2: paths relative to the data root's images/ folder (LLaVA's --image_folder), as released
     assert [r.get("image") for r in records] == manifest["image"].to_list()  # text-only: no `image` key
     assert all((tiny_root / "images" / r["image"]).is_file() for r in records if "image" in r)
-    assert sum("image" not in r for r in records) == manifest.filter(pl.col("source") == "sharegpt").height > 0
+    assert (
+        sum("image" not in r for r in records) == manifest.filter(pl.col("source") == "sharegpt").height > 0
+    )
     assert lint_path(exported).clean and lint_path(tmp_path / "m").clean
     result = import_llava(exported, tiny_root / "images", tmp_path / "imported", max_samples=32)
     assert result["samples"] == n
@@ -153,9 +157,13 @@ def test_stage1_export_paths_feed_llava_and_round_trip(tiny_root, tmp_path):
     export_llava_json(tmp_path / "imported", back)
     assert back.read_bytes() == exported.read_bytes()
     # --image-prefix '' keeps the paths under the data root's images/ folder
-    res = runner.invoke(app, ["export", str(tmp_path / "m"), "--out", str(back), "--force", "--image-prefix", ""])
+    res = runner.invoke(
+        app, ["export", str(tmp_path / "m"), "--out", str(back), "--force", "--image-prefix", ""]
+    )
     assert res.exit_code == 0, res.output
-    assert [r["image"] for r in read_llava_json(back)] == ["llava_pretrain/images/" + r["image"] for r in records]
+    assert [r["image"] for r in read_llava_json(back)] == [
+        "llava_pretrain/images/" + r["image"] for r in records
+    ]
 
 
 def test_import_llava_presize_from_the_cli(tiny_root, tmp_path):
@@ -167,11 +175,22 @@ def test_import_llava_presize_from_the_cli(tiny_root, tmp_path):
     exported = tmp_path / "mix.json"
     export_llava_json(tmp_path / "m", exported)
     runner = CliRunner()
-    args = ["import-llava", str(exported), "--images", str(tiny_root / "images"), "--out", str(tmp_path / "p")]
+    args = [
+        "import-llava",
+        str(exported),
+        "--images",
+        str(tiny_root / "images"),
+        "--out",
+        str(tmp_path / "p"),
+    ]
     res = runner.invoke(app, [*args, "--presize", "32", "--presize-quality", "90"])
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "p" / "summary.json").read_text())
-    assert (summary["presize"]["size"], summary["presize"]["quality"], summary["presize"]["subsampling"]) == (32, 90, "4:4:4")
+    assert (summary["presize"]["size"], summary["presize"]["quality"], summary["presize"]["subsampling"]) == (
+        32,
+        90,
+        "4:4:4",
+    )
     manifest = pl.read_parquet(tmp_path / "p" / "manifest.parquet")
     with_image = manifest.filter(pl.col("image").is_not_null())
     assert summary["presize"]["presized"] == with_image.height > 0 and with_image["presized"].all()
@@ -198,4 +217,6 @@ def test_cli_build_dry_run_inspect(tiny_root, tmp_path):
     assert res.exit_code == 0
     assert json.loads(res.stdout)["violations"] == []
     res = runner.invoke(app, ["build", "--recipe", "no_such_recipe", "--root", str(tiny_root)])
-    assert res.exit_code == 2 and "no recipe named 'no_such_recipe'" in res.output  # cannot run (datamix.errors)
+    assert (
+        res.exit_code == 2 and "no recipe named 'no_such_recipe'" in res.output
+    )  # cannot run (datamix.errors)

@@ -18,6 +18,9 @@ def test_error_contract_describes_every_kind_in_one_line() -> None:
         "/a: No such file or directory",
     )
     assert describe(FileNotFoundError("no shards under x")) == (2, "no shards under x")
-    assert describe(OSError(errno.ENOSPC, "No space left on device", "/out")) == (2, "/out: no space left on the device")
+    assert describe(OSError(errno.ENOSPC, "No space left on device", "/out")) == (
+        2,
+        "/out: no space left on the device",
+    )
     code, line = describe(KeyError("x"))
     assert code == 3 and line.startswith("internal error: KeyError") and "\n" not in line

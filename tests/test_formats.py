@@ -180,7 +180,10 @@ def test_vqa_suffix_first_turn_only_sorted_and_capitalised():
         [h("<image>\nHow many people?" + SUFFIX), g("3")],
     ]
     singles = format_vqa(item, seed=0, shuffle_turns=False, max_turns=2, turns_per_conversation=1)
-    assert singles == [[h("<image>\nIs it raining?" + SUFFIX), g("No")], [h("<image>\nWhat color is the bus?" + SUFFIX), g("Red")]]
+    assert singles == [
+        [h("<image>\nIs it raining?" + SUFFIX), g("No")],
+        [h("<image>\nWhat color is the bus?" + SUFFIX), g("Red")],
+    ]
     spec = VQASpec(choose="all", max_turns=2, turns_per_conversation=1)
     assert count_conversations(item, spec) == 2 == len(format_item(item, spec, seed=0))
     assert count_conversations(item, VQASpec(choose="all", turns_per_conversation=2)) == 2
@@ -297,10 +300,26 @@ def test_textcaps_prompt_and_ocr_line():
 @pytest.mark.parametrize(
     ("caption", "final_period", "answer"),
     [
-        ("Five Listerine Zero mouthwash bottles on a store shelf", True, "Five Listerine Zero mouthwash bottles on a store shelf."),
-        ("Five Listerine Zero mouthwash bottles on a store shelf", False, "Five Listerine Zero mouthwash bottles on a store shelf"),
-        ("The time is now 10:22 according to this clock.", True, "The time is now 10:22 according to this clock."),
-        ("a clock says Angel Square ", True, "a clock says Angel Square."),  # trailing space dropped, case kept
+        (
+            "Five Listerine Zero mouthwash bottles on a store shelf",
+            True,
+            "Five Listerine Zero mouthwash bottles on a store shelf.",
+        ),
+        (
+            "Five Listerine Zero mouthwash bottles on a store shelf",
+            False,
+            "Five Listerine Zero mouthwash bottles on a store shelf",
+        ),
+        (
+            "The time is now 10:22 according to this clock.",
+            True,
+            "The time is now 10:22 according to this clock.",
+        ),
+        (
+            "a clock says Angel Square ",
+            True,
+            "a clock says Angel Square.",
+        ),  # trailing space dropped, case kept
         ("Is this the exit?", True, "Is this the exit?"),
         ("Welcome to Paris!", True, "Welcome to Paris!"),
         ("Welcome to Paris! ", False, "Welcome to Paris! "),  # off: caption_str verbatim
@@ -331,7 +350,10 @@ def test_format_prompt_off_drops_the_suffixes_only():
         "<image>\nIs it raining?" + SUFFIX
     )
     singles = format_vqa(item, seed=0, shuffle_turns=False, format_prompt=False, turns_per_conversation=1)
-    assert singles == [[h("<image>\nIs it raining?"), g("No")], [h("<image>\nWhat color is the bus?"), g("Red")]]
+    assert singles == [
+        [h("<image>\nIs it raining?"), g("No")],
+        [h("<image>\nWhat color is the bus?"), g("Red")],
+    ]
     mcq = MCQItem(
         key="aokvqa-0",
         source="aokvqa",

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TRAINER_MAY_IMPORT = {"datamix.schema", "datamix.imaging", "datamix.tokenizer", "datamix.yamlio", "datamix.errors"}
+TRAINER_MAY_IMPORT = {
+    "datamix.schema",
+    "datamix.imaging",
+    "datamix.tokenizer",
+    "datamix.yamlio",
+    "datamix.errors",
+}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

@@ -216,7 +216,9 @@ PLANTED = {
     "mc/answer:not-letter": _mc("<image>\nWhat is it?\nA. cat\nB. dog\nC. cow\nD. pig" + MC, "cow"),
     "mc/options": _mc("<image>\nWhat is it?\nA. cat\nB. dog\nD. pig" + MC, "A"),
     "box/format": exchange("x", "vg/VG_100K/1.jpg", "<image>\n" + REC + "a dog.", "[0.1, 0.2, 0.3]"),
-    "box/format:word": exchange("x", "vg/VG_100K/1.jpg", "<image>\n" + REC + "a dog.", "The dog is on the left."),
+    "box/format:word": exchange(
+        "x", "vg/VG_100K/1.jpg", "<image>\n" + REC + "a dog.", "The dog is on the left."
+    ),
     "box/range": exchange("x", "vg/VG_100K/1.jpg", "<image>\n" + REG + "[0.1, 0.2, 1.2, 0.4].", "A dog."),
     "box/order": exchange("x", "vg/VG_100K/1.jpg", "<image>\n" + REG + "[0.5, 0.2, 0.3, 0.4].", "A dog."),
     "box/precision": exchange(
@@ -588,7 +590,9 @@ def test_mix_folder_sample_disagreeing_with_manifest(tmp_path):
 
 def test_on_record_sees_each_manifest_record_once(tmp_path):
     mix = build_mix(tmp_path / "mix", SAMPLES)
-    _rewrite_shard(mix / "shards/test-000001.tar", replace={"gqa-0.json": b"{"}, add=[("stray-0.json", b'{"id": "s"}')])
+    _rewrite_shard(
+        mix / "shards/test-000001.tar", replace={"gqa-0.json": b"{"}, add=[("stray-0.json", b'{"id": "s"}')]
+    )
     seen: list[tuple[str, object]] = []
     report = lint_path(mix, on_record=lambda where, record: seen.append((where, record)))
     assert [where for where, _ in seen] == [

@@ -83,12 +83,20 @@ BY_SOURCE = {
             g("A bottle."),
         ],
     },
-    "vg": exchange("2345678", "vg/VG_100K/2345678.jpg", "<image>\n" + REG + "[0.47, 0.15, 0.52, 0.19].", "Basket."),
+    "vg": exchange(
+        "2345678", "vg/VG_100K/2345678.jpg", "<image>\n" + REG + "[0.47, 0.15, 0.52, 0.19].", "Basket."
+    ),
     "refcoco": exchange(
-        "000000581857", "coco/train2017/000000581857.jpg", "<image>\n" + REC + "lady.", "[0.24, 0.47, 0.56, 0.75]"
+        "000000581857",
+        "coco/train2017/000000581857.jpg",
+        "<image>\n" + REC + "lady.",
+        "[0.24, 0.47, 0.56, 0.75]",
     ),
     "llava_pretrain": exchange(
-        "004539375", "00453/004539375.jpg", "Render a clear and concise summary of the photo.\n<image>", "a mattress"
+        "004539375",
+        "00453/004539375.jpg",
+        "Render a clear and concise summary of the photo.\n<image>",
+        "a mattress",
     ),
 }
 

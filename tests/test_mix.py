@@ -242,7 +242,9 @@ def test_vqa_turns_per_conversation_counts_every_question(root):
     assert p.sources["vqav2"].available == 3 * (N_VQA - 5)
     mix = build_samples(r, root)
     assert len(mix.samples) == 3 * (N_VQA - 5) and len(mix.eval_samples) == 15
-    assert all(len(s.conversations) == 2 and s.conversations[0]["value"].startswith("<image>\n") for s in mix.samples)
+    assert all(
+        len(s.conversations) == 2 and s.conversations[0]["value"].startswith("<image>\n") for s in mix.samples
+    )
     assert not {s.item_key for s in mix.eval_samples} & {s.item_key for s in mix.samples}
     capped = plan(recipe({"gqa": {"choose": "all", "turns_per_conversation": 2, "max_turns": 3}}), root)
     assert capped.sources["gqa"].available == 2 * N_VQA

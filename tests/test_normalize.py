@@ -14,11 +14,21 @@ from datamix.paths import Layout
 def _llava(world, n=2):
     for i in range(n):
         world.image(f"coco/train2017/{i:012d}.jpg")
-    world.json("llava_instruct", "llava_instruct_150k.json", [
-        {"id": f"{i:012d}", "image": f"{i:012d}.jpg",
-         "conversations": [{"from": "human", "value": "<image>\nHi"}, {"from": "gpt", "value": "Hello"}]}
-        for i in range(n)
-    ])
+    world.json(
+        "llava_instruct",
+        "llava_instruct_150k.json",
+        [
+            {
+                "id": f"{i:012d}",
+                "image": f"{i:012d}.jpg",
+                "conversations": [
+                    {"from": "human", "value": "<image>\nHi"},
+                    {"from": "gpt", "value": "Hello"},
+                ],
+            }
+            for i in range(n)
+        ],
+    )
 
 
 def test_rerun_skips_until_inputs_change(world):
@@ -27,7 +37,9 @@ def test_rerun_skips_until_inputs_change(world):
     assert first["items"] == 2 and "skipped" not in first
     layout = Layout.at(world.root)
     stats = json.loads(layout.stats("llava_instruct").read_text())
-    assert stats["inputs"][0]["file"] == "llava_instruct_150k.json" and len(stats["inputs"][0]["sha256"]) == 64
+    assert (
+        stats["inputs"][0]["file"] == "llava_instruct_150k.json" and len(stats["inputs"][0]["sha256"]) == 64
+    )
     assert is_up_to_date("llava_instruct", layout)
     assert normalize(["llava_instruct"], world.root)[0]["skipped"] is True
     _llava(world, 3)  # the raw file changes -> redone

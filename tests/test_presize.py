@@ -46,8 +46,10 @@ def _photo(seed: int, w: int, h: int) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     img = np.empty((h, w, 3), np.float32)
     for c in range(3):
-        img[..., c] = rng.uniform(60, 190) + rng.uniform(-50, 50) * x / w + 30 * np.sin(x / rng.uniform(6, 16)) * np.cos(
-            y / rng.uniform(6, 16)
+        img[..., c] = (
+            rng.uniform(60, 190)
+            + rng.uniform(-50, 50) * x / w
+            + 30 * np.sin(x / rng.uniform(6, 16)) * np.cos(y / rng.uniform(6, 16))
         )
     img += rng.normal(0, 2, (h, w, 1))
     return np.clip(img, 0, 255).astype(np.uint8)
@@ -99,6 +101,7 @@ def world(tmp_path_factory) -> tuple[Path, list[Sample]]:
     for name, data in files.items():
         (images / name).write_bytes(data)
     names = list(files)
+
     def sample(key: str, id: str, image: str | None, text: str) -> Sample:
         return Sample.create(key=key, id=id, source="synth", image=image, conversations=_turns(text))
 
@@ -168,7 +171,11 @@ def test_presize_defaults_hash_and_absence():
     on = parse_recipe({**BASE, "shards": {"presize": {}}})
     assert off.shards.presize is None and "presize" not in canonical_json(off)
     assert on.shards.presize == PresizeSpec(size=336, quality=95, subsampling="4:4:4")
-    assert json.loads(canonical_json(on))["shards"]["presize"] == {"size": 336, "quality": 95, "subsampling": "4:4:4"}
+    assert json.loads(canonical_json(on))["shards"]["presize"] == {
+        "size": 336,
+        "quality": 95,
+        "subsampling": "4:4:4",
+    }
     assert recipe_hash(on) != recipe_hash(off)
     assert recipe_hash(parse_recipe({**BASE, "shards": {"presize": {"quality": 90}}})) != recipe_hash(on)
     for name in ("demo", "llava15_665k", "llava15_pretrain_558k"):  # the shipped recipes stay off
@@ -182,7 +189,10 @@ def test_original_box_frame_with_presize_is_refused():
         parse_recipe({**BASE, "sources": sources, "shards": {"presize": {"size": 336}}}, file="r.yaml")
     assert [p[0] for p in err.value.problems] == ["sources.vg.box_frame"]
     assert err.value.value == "original"
-    assert "cannot be combined with shards.presize" in err.value.message and "padded squares" in err.value.message
+    assert (
+        "cannot be combined with shards.presize" in err.value.message
+        and "padded squares" in err.value.message
+    )
     ok = {**sources, "vg": {"choose": 2, "box_frame": "padded_square"}}
     assert parse_recipe({**BASE, "sources": ok, "shards": {"presize": {}}}).shards.presize is not None
 
@@ -355,7 +365,11 @@ def test_build_with_presize_recipe_records_it(tmp_path):
     result = build(recipe, root, out=tmp_path / "m", jobs=2)
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["presize"]["size"] == 32 and summary["presize"]["quality"] == 90
-    assert summary["recipe_resolved"]["shards"]["presize"] == {"size": 32, "quality": 90, "subsampling": "4:4:4"}
+    assert summary["recipe_resolved"]["shards"]["presize"] == {
+        "size": 32,
+        "quality": 90,
+        "subsampling": "4:4:4",
+    }
     manifest = pl.read_parquet(tmp_path / "m" / "manifest.parquet")
     n_images = manifest.filter(pl.col("image").is_not_null()).height
     assert summary["presize"]["presized"] == n_images > 0 and summary["presize"]["kept_original"] == 0

@@ -82,14 +82,24 @@ def imported_mix(tmp_path_factory) -> Path:
     box = box_text(REGION, IMG_W, IMG_H, "padded_square")
     assert box == "[0.25, 0.35, 0.55, 0.55]"
     records = [
-        {"id": "region-1", "image": rel, "conversations": [
-            {"from": "human", "value": "<image>\n" + REG_PROMPT.format(box=box)},
-            {"from": "gpt", "value": "A box."},
-        ]},
-        {"id": "text-1", "conversations": [
-            {"from": "human", "value": "What is two plus two?\nAnswer the question using a single word or phrase"},
-            {"from": "gpt", "value": "Four"},
-        ]},
+        {
+            "id": "region-1",
+            "image": rel,
+            "conversations": [
+                {"from": "human", "value": "<image>\n" + REG_PROMPT.format(box=box)},
+                {"from": "gpt", "value": "A box."},
+            ],
+        },
+        {
+            "id": "text-1",
+            "conversations": [
+                {
+                    "from": "human",
+                    "value": "What is two plus two?\nAnswer the question using a single word or phrase",
+                },
+                {"from": "gpt", "value": "Four"},
+            ],
+        },
     ]
     path = base / "llava.json"
     path.write_text(json.dumps(records))
@@ -205,7 +215,10 @@ def test_boxes_are_drawn_in_the_padded_square_frame():
     conv = [
         {"from": "human", "value": "<image>\n" + REG_PROMPT.format(box=box)},
         {"from": "gpt", "value": "A box."},
-        {"from": "human", "value": "Please provide the bounding box coordinate of the region this sentence describes: x."},
+        {
+            "from": "human",
+            "value": "Please provide the bounding box coordinate of the region this sentence describes: x.",
+        },
         {"from": "gpt", "value": "[0.1, 0.3, 0.2, 0.4]"},
     ]
     boxes = region_boxes(conv)
@@ -230,7 +243,9 @@ def test_boxes_are_drawn_in_the_padded_square_frame():
     # the same box given in the `original` frame lands on the same pixels
     orig = box_text(REGION, IMG_W, IMG_H, "original")
     ox = [float(v) for v in orig.strip("[]").split(",")]
-    same = padded_square_thumbnail(Image.new("RGB", (IMG_W, IMG_H), GREY), [(tuple(ox), red)], frame="original")
+    same = padded_square_thumbnail(
+        Image.new("RGB", (IMG_W, IMG_H), GREY), [(tuple(ox), red)], frame="original"
+    )
     assert same.getpixel((x1 + 1, mid_y)) == red and same.getpixel((mid_x, y1 + 1)) == red
 
 
@@ -240,7 +255,7 @@ def test_report_draws_the_known_box_on_the_thumbnail(imported_mix, tmp_path):
     page = out.read_text(encoding="utf-8")
     cards = _cards(page)
     region = next(c for c in cards.values() if "region-1" in c)
-    (mime, b64), = _DATA_URI.findall(region)
+    ((mime, b64),) = _DATA_URI.findall(region)
     thumb = _decode(b64).convert("RGB")
     s = THUMB_SIDE / max(IMG_W, IMG_H)
     x1, y1, x2, y2 = round(50 * s), round(70 * s), round(110 * s), round(110 * s)
@@ -304,10 +319,25 @@ _CONSOLE = re.compile(r":CONSOLE[:(]\d*\)?\]\s*(.*)")
 def _chromium(tmp: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
     return subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-         "--enable-logging=stderr", "--v=0", *extra, url],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -315,7 +345,9 @@ def _console(stderr: str) -> list[str]:
     return [m.group(1) for line in stderr.splitlines() if (m := _CONSOLE.search(line))]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium (Debian: apt-get install chromium chromium-driver)")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Chromium (Debian: apt-get install chromium chromium-driver)"
+)
 def test_headless_chromium_loads_the_report(demo_report, tmp_path):
     # the harness sees console messages: a page that logs one, and throws, is caught
     probe = tmp_path / "probe.html"
@@ -325,9 +357,7 @@ def test_headless_chromium_loads_the_report(demo_report, tmp_path):
 
     page = demo_report.read_text(encoding="utf-8")
     word = "triangle"
-    expected = sum(
-        word in html.unescape(re.sub(r"<[^>]+>", "", c)).lower() for c in _cards(page).values()
-    )
+    expected = sum(word in html.unescape(re.sub(r"<[^>]+>", "", c)).lower() for c in _cards(page).values())
     assert 0 < expected < len(_cards(page))
     run = _chromium(tmp_path, demo_report.as_uri() + f"?q={word}", "--dump-dom")
     assert run.returncode == 0, run.stderr[-2000:]
@@ -338,8 +368,9 @@ def test_headless_chromium_loads_the_report(demo_report, tmp_path):
     assert f"{expected} of {len(_cards(page))} samples" in run.stdout
 
     shot = tmp_path / "shot.png"
-    run = _chromium(tmp_path, demo_report.as_uri(), f"--screenshot={shot}", "--window-size=1280,2000",
-                    "--hide-scrollbars")
+    run = _chromium(
+        tmp_path, demo_report.as_uri(), f"--screenshot={shot}", "--window-size=1280,2000", "--hide-scrollbars"
+    )
     assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
     assert _console(run.stderr) == []
     im = Image.open(shot).convert("RGB")
@@ -373,4 +404,6 @@ def test_prompts_still_counted_when_lint_cannot_read_a_shard(demo_mix, tmp_path)
     shards[-1].write_bytes(b"not a tar" * 100)
     page, info = render_report(mix, per_source=1)
     assert "lint: n/a" in page and "unreadable tar shard" in page
-    assert '<p class="note bad">1 shard members could not be read' in page  # the fallback pass counted the rest
+    assert (
+        '<p class="note bad">1 shard members could not be read' in page
+    )  # the fallback pass counted the rest

@@ -108,5 +108,7 @@ def test_token_counter_loads_vicuna_folder(tmp_path):
 
 def test_import_is_torch_free():
     code = "import sys, datamix.tokenizer, datamix.shards; print('torch' in sys.modules, 'transformers' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["False", "False"]

@@ -79,4 +79,3 @@ def test_train_config_loader_refuses_a_bomb(tmp_path: Path) -> None:
         load_config(bomb)
     with pytest.raises(ValueError, match="--set 'seed=\\[': value is not valid YAML"):
         load_config(Path(__file__).parents[1] / "recipes" / "train" / "tiny_stage1.yaml", ["seed=["])
-

@@ -23,6 +23,7 @@ from datamix.errors import DataError, UsageError, cli_errors
 log = logging.getLogger("trainer")
 PROG = "python -m trainer"
 
+
 def _resolve(target: object):
     return importlib.import_module(target) if isinstance(target, str) else target
 
@@ -32,7 +33,9 @@ class Init:
     def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", required=True, type=Path, help="recipes/train/<run>.yaml")
         p.add_argument("--out", required=True, type=Path, help="output folder")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+        p.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
+        )
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
@@ -54,15 +57,19 @@ class Export:
     def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--checkpoint", required=True, type=Path)
         p.add_argument("--out", required=True, type=Path)
-        p.add_argument("--config", type=Path, default=None, help="the run's train config (if not beside the checkpoint)")
+        p.add_argument(
+            "--config", type=Path, default=None, help="the run's train config (if not beside the checkpoint)"
+        )
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
         from trainer.export import export_checkpoint
 
         if not args.checkpoint.exists():
-            raise UsageError("--checkpoint: no such checkpoint (a run's final/, a checkpoint folder or a state dict file)",
-                             path=args.checkpoint)
+            raise UsageError(
+                "--checkpoint: no such checkpoint (a run's final/, a checkpoint folder or a state dict file)",
+                path=args.checkpoint,
+            )
         if args.config is not None and not args.config.is_file():
             raise UsageError("--config: no such train config", path=args.config)
         if args.out.exists() and not args.out.is_dir():
@@ -85,8 +92,19 @@ class Tokens:
         p.add_argument("--input", required=True, type=Path, help="LLaVA-format JSON (list of records)")
         p.add_argument("--out", required=True, type=Path, help="JSONL: {id, input_ids, labels} per record")
         p.add_argument("--max-length", type=int, default=2048)
-        p.add_argument("--image-seq-length", type=int, default=576, help="tokens one image counts for (576: CLIP-L/14-336)")
-        p.add_argument("--show", type=int, default=0, metavar="N", help="print the first N samples, trained spans highlighted")
+        p.add_argument(
+            "--image-seq-length",
+            type=int,
+            default=576,
+            help="tokens one image counts for (576: CLIP-L/14-336)",
+        )
+        p.add_argument(
+            "--show",
+            type=int,
+            default=0,
+            metavar="N",
+            help="print the first N samples, trained spans highlighted",
+        )
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
@@ -110,13 +128,19 @@ class Tokens:
         except UnicodeDecodeError as e:
             raise DataError(f"not UTF-8 text (byte {e.start})", path=args.input) from None
         except json.JSONDecodeError as e:
-            raise DataError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}", path=args.input) from None
+            raise DataError(
+                f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}", path=args.input
+            ) from None
         except RecursionError:
             raise DataError("not readable JSON: nested too deeply", path=args.input) from None
         if not isinstance(records, list):
-            raise DataError(f"expected a JSON list of LLaVA records, got a {type(records).__name__}", path=args.input)
+            raise DataError(
+                f"expected a JSON list of LLaVA records, got a {type(records).__name__}", path=args.input
+            )
         tokenizer = load_tokenizer(args.tokenizer, add_llava_tokens=True)
-        print(f"tokenizer: {args.tokenizer or 'bundled LLaMA vocabulary'} (legacy: {str(is_legacy(tokenizer)).lower()})")
+        print(
+            f"tokenizer: {args.tokenizer or 'bundled LLaMA vocabulary'} (legacy: {str(is_legacy(tokenizer)).lower()})"
+        )
         template = get_template(args.template)
         stats = EncodeStats()
         shown = 0
@@ -141,7 +165,10 @@ class Tokens:
                     print(f"skipped {rid}: {err}")
                     continue
                 stats.add(enc)
-                f.write(json.dumps({"id": rid, "input_ids": list(enc.input_ids), "labels": list(enc.labels)}) + "\n")
+                f.write(
+                    json.dumps({"id": rid, "input_ids": list(enc.input_ids), "labels": list(enc.labels)})
+                    + "\n"
+                )
                 if shown < args.show:
                     show_sample(rid, enc, tokenizer)
                     shown += 1
@@ -163,13 +190,20 @@ def show_sample(rid: str, enc, tokenizer) -> None:
     def piece(start: int, end: int) -> str:
         full = tokenizer.decode(ids[:end], skip_special_tokens=False, clean_up_tokenization_spaces=False)
         head = tokenizer.decode(ids[:start], skip_special_tokens=False, clean_up_tokenization_spaces=False)
-        return full[len(head) :] if full.startswith(head) else tokenizer.decode(ids[start:end], skip_special_tokens=False)
+        return (
+            full[len(head) :]
+            if full.startswith(head)
+            else tokenizer.decode(ids[start:end], skip_special_tokens=False)
+        )
 
     text = Text()
     start = 0
     for i in range(1, len(ids) + 1):
-        if i < len(ids) and ids[i] != IMAGE_TOKEN_ID and ids[i - 1] != IMAGE_TOKEN_ID and (
-            (enc.labels[i] != IGNORE_INDEX) == (enc.labels[i - 1] != IGNORE_INDEX)
+        if (
+            i < len(ids)
+            and ids[i] != IMAGE_TOKEN_ID
+            and ids[i - 1] != IMAGE_TOKEN_ID
+            and ((enc.labels[i] != IGNORE_INDEX) == (enc.labels[i - 1] != IGNORE_INDEX))
         ):
             continue
         if ids[start] == IMAGE_TOKEN_ID:
@@ -178,7 +212,10 @@ def show_sample(rid: str, enc, tokenizer) -> None:
             text.append(piece(start, i), style="bold green" if enc.labels[start] != IGNORE_INDEX else "dim")
         start = i
     console = Console(highlight=False)
-    console.rule(f"{rid}: {len(enc.input_ids)} ids, {enc.num_tokens} tokens, {enc.num_trained} trained" + (", TRUNCATED" if enc.truncated else ""))
+    console.rule(
+        f"{rid}: {len(enc.input_ids)} ids, {enc.num_tokens} tokens, {enc.num_trained} trained"
+        + (", TRUNCATED" if enc.truncated else "")
+    )
     console.print(text)
 
 
@@ -190,13 +227,18 @@ COMMANDS: dict[str, tuple[object, str]] = {
     "tokens": (Tokens, "tokenize a LLaVA-format JSON file: input_ids + labels per record"),
     "eval": ("trainer.evaluate", "exact-match accuracy on a held-out mix, with and without the image"),
     "export": (Export, "export a checkpoint to a Hugging Face folder"),
-    "clip": ("trainer.clip", "tiny preset: CLIP-pretrain the vision tower on a caption mix (the stage-1 mix)"),
+    "clip": (
+        "trainer.clip",
+        "tiny preset: CLIP-pretrain the vision tower on a caption mix (the stage-1 mix)",
+    ),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="datamix LLaVA-1.5 trainer")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and the traceback of an error")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, and the traceback of an error"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_) in COMMANDS.items():
         sub.add_parser(name, help=help_, add_help=False)
@@ -216,10 +258,14 @@ def main(argv: list[str] | None = None) -> int:
         except ModuleNotFoundError as err:
             parser.error(f"command {known.command!r} is not available ({err}; install the [train] extra)")
         sub = argparse.ArgumentParser(prog=f"{PROG} {known.command}", description=help_)
-        sub.add_argument("-v", "--verbose", action="store_true", help="debug logging, and the traceback of an error")
+        sub.add_argument(
+            "-v", "--verbose", action="store_true", help="debug logging, and the traceback of an error"
+        )
         impl.add_arguments(sub)
         args = sub.parse_args(rest)
-        logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )
         return int(impl.run(args) or 0)
 
 

@@ -36,7 +36,10 @@ def looks_local(name: str | Path) -> bool:
     """A model or tokenizer reference meant as a local path rather than a hub id (`org/name`): an
     absolute, relative (`./`, `../`) or home path, more than one `/`, or a file name."""
     text = str(name)
-    return text.startswith(("/", ".", "~")) or text.count("/") > 1 or text.endswith((".model", ".gguf", ".json"))
+    return (
+        text.startswith(("/", ".", "~")) or text.count("/") > 1 or text.endswith((".model", ".gguf", ".json"))
+    )
+
 
 CLIP_L14_336 = "openai/clip-vit-large-patch14-336"
 
@@ -63,7 +66,9 @@ class TinySizes(_Strict):
     @model_validator(mode="after")
     def _heads_divide(self) -> TinySizes:
         if self.vision_hidden_size % self.vision_heads:
-            raise ValueError(f"vision_hidden_size {self.vision_hidden_size} not divisible by vision_heads {self.vision_heads}")
+            raise ValueError(
+                f"vision_hidden_size {self.vision_hidden_size} not divisible by vision_heads {self.vision_heads}"
+            )
         if self.llm_hidden_size % self.llm_heads or self.llm_heads % self.llm_kv_heads:
             raise ValueError(
                 f"llm_hidden_size {self.llm_hidden_size} / llm_heads {self.llm_heads} / llm_kv_heads {self.llm_kv_heads} do not divide"
@@ -95,9 +100,13 @@ class ModelConfig(_Strict):
         if self.preset is None and not (self.vision_tower and self.llm):
             raise ValueError("model: give `preset: tiny`, or both `vision_tower` and `llm`")
         if self.preset is not None and self.llm:
-            raise ValueError("model: `preset` excludes `llm` (`vision_tower` may name a pretrained tiny tower)")
+            raise ValueError(
+                "model: `preset` excludes `llm` (`vision_tower` may name a pretrained tiny tower)"
+            )
         if self.image_size % self.patch_size:
-            raise ValueError(f"model: image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+            raise ValueError(
+                f"model: image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
+            )
         return self
 
     @property
@@ -145,14 +154,18 @@ class TrainConfig(_Strict):
     zero_stage: Literal[0, 1, 2, 3] = 2
     gradient_checkpointing: bool = True
     train_vision_tower: bool = False  # released LLaVA-1.5 code: frozen in both stages
-    train_llm: bool = False  # default: stage 2 only (docs/trainer.md#freezing); a tiny random LLM may learn in stage 1 too
+    train_llm: bool = (
+        False  # default: stage 2 only (docs/trainer.md#freezing); a tiny random LLM may learn in stage 1 too
+    )
     loss_on_labelled_only: bool = True  # lm_head only where labels are set (exact; ~5x faster on tiny)
     packing: bool = False  # a micro batch's samples end to end in rows of <= max_length (trainer/packing.py)
 
     logging_steps: int = Field(1, gt=0)
     save_steps: int = Field(1000, gt=0)
     save_total_limit: int | None = Field(None, gt=0)
-    checkpoint_at_end: bool = True  # false: no DeepSpeed checkpoint after the last step, `final/` only (benchmarks)
+    checkpoint_at_end: bool = (
+        True  # false: no DeepSpeed checkpoint after the last step, `final/` only (benchmarks)
+    )
     eval_steps: int | None = Field(None, gt=0)
     tensorboard: bool = False
     seed: int = 42
@@ -176,7 +189,9 @@ class TrainConfig(_Strict):
                 f"{self.per_device_batch_size}"
             )
         if self.stage == 1 and self.pretrained_projector is not None:
-            raise ValueError("pretrained_projector is for stage 2 (stage 1 trains the projector from scratch)")
+            raise ValueError(
+                "pretrained_projector is for stage 2 (stage 1 trains the projector from scratch)"
+            )
         return self
 
     @property
@@ -266,7 +281,14 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
         if model is None:
             return []
         if not isinstance(model, type):  # X | None
-            model = next((a for a in getattr(model, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+            model = next(
+                (
+                    a
+                    for a in getattr(model, "__args__", ())
+                    if isinstance(a, type) and issubclass(a, BaseModel)
+                ),
+                None,
+            )
             if model is None:
                 return []
     return list(getattr(model, "model_fields", {}))
@@ -283,7 +305,9 @@ def _validation_line(err: ValidationError, shown: int = 3) -> str:
         msg = str(e.get("msg", "")).removeprefix("Value error, ")
         if e.get("type") == "extra_forbidden":
             near = difflib.get_close_matches(str(loc[-1]), _fields_at(loc[:-1]), n=1)
-            msg = "unknown key" + (f" (did you mean {'.'.join([*map(str, loc[:-1]), near[0]])}?)" if near else "")
+            msg = "unknown key" + (
+                f" (did you mean {'.'.join([*map(str, loc[:-1]), near[0]])}?)" if near else ""
+            )
         elif e.get("type") == "missing":
             msg = "missing (required)"
         parts.append(f"{where}: {_one_line(msg, 160)}")

@@ -318,7 +318,9 @@ def iter_tar(
         if damage.error:
             what = damage.error
         elif damage.gaps:
-            what = f"{unread} bytes unreadable at {_where(damage.gaps)}" + (", truncated" if damage.truncated else "")
+            what = f"{unread} bytes unreadable at {_where(damage.gaps)}" + (
+                ", truncated" if damage.truncated else ""
+            )
         else:
             what = f"truncated: ends after {n_read} of the manifest's {expected} samples"
         log.warning(
@@ -326,7 +328,8 @@ def iter_tar(
             path,
             what,
             n_read,
-            f"{lost} samples lost (none of their members readable)" if lost is not None
+            f"{lost} samples lost (none of their members readable)"
+            if lost is not None
             else "samples wholly inside the damage are not counted (no manifest)",
         )
 
@@ -347,7 +350,9 @@ def shard_sample_counts(mix_dir: Path | str) -> dict[str, int]:
 
         shards = pq.read_table(path, columns=["shard"])["shard"].to_pylist()
     except Exception as e:  # noqa: BLE001 - a damaged manifest only costs the lost-sample count
-        log.warning("%s: cannot read the shard column (%s); lost samples of damaged shards are not counted", path, e)
+        log.warning(
+            "%s: cannot read the shard column (%s); lost samples of damaged shards are not counted", path, e
+        )
         return {}
     return dict(Counter(Path(str(s)).name for s in shards))
 
@@ -527,7 +532,9 @@ class ShardStream(IterableDataset):
             length = lengths.get(raw.key)
             if length is None:
                 length = _text_chars(record)
-            yield _Item(raw.key, record, raw.image if has_image else None, has_image, int(length), raw.damaged)
+            yield _Item(
+                raw.key, record, raw.image if has_image else None, has_image, int(length), raw.damaged
+            )
 
     def _batches(self, items: Iterable[_Item], rng: random.Random) -> Iterator[list[_Item]]:
         bs = self.batch_size
@@ -606,10 +613,14 @@ class ShardStream(IterableDataset):
         slot = self.rank * num_workers + worker
         shards, stride, offset = self._slot_plan(epoch, worker, num_workers)
         skipped: Counter = Counter({r: 0 for r in SKIP_REASONS})
-        lengths = load_lengths(self.mix_dir, [p.name for p in shards]) if self.use_manifest and self.group else {}
+        lengths = (
+            load_lengths(self.mix_dir, [p.name for p in shards]) if self.use_manifest and self.group else {}
+        )
         buffer_rng = random.Random(f"{self.seed}:{epoch}:{slot}:buffer")
         batch_rng = random.Random(f"{self.seed}:{epoch}:{slot}:batches")
-        stream = self._parse(self._buffer(self._raw(shards, stride, offset, skipped), buffer_rng), lengths, skipped)
+        stream = self._parse(
+            self._buffer(self._raw(shards, stride, offset, skipped), buffer_rng), lengths, skipped
+        )
         index = 0
         replayed: Counter = Counter()  # skips met while replaying were counted before the resume
         for index, batch in enumerate(self._batches(stream, batch_rng), start=1):
@@ -627,7 +638,12 @@ class ShardStream(IterableDataset):
             out.update(_worker=worker, _index=index, _skipped=_minus(skipped, replayed))
             yield out
         if markers:
-            yield {"_done": True, "_worker": worker, "_index": index + 1, "_skipped": _minus(skipped, replayed)}
+            yield {
+                "_done": True,
+                "_worker": worker,
+                "_index": index + 1,
+                "_skipped": _minus(skipped, replayed),
+            }
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -753,13 +769,22 @@ class ShardLoader:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         ds = self.dataset
-        for name, have in (("seed", ds.seed), ("rank", ds.rank), ("world_size", ds.world_size),
-                           ("num_workers", self.num_workers)):
+        for name, have in (
+            ("seed", ds.seed),
+            ("rank", ds.rank),
+            ("world_size", ds.world_size),
+            ("num_workers", self.num_workers),
+        ):
             if state[name] != have:
-                raise ConfigError(f"data state was saved with {name}={state[name]}, this loader has {name}={have}")
+                raise ConfigError(
+                    f"data state was saved with {name}={state[name]}, this loader has {name}={have}"
+                )
         ds.epoch = int(state["epoch"])
         self.positions = [int(p) for p in state["positions"]]
-        self._skipped_before = {**dict.fromkeys(SKIP_REASONS, 0), **{k: int(v) for k, v in state.get("skipped", {}).items()}}
+        self._skipped_before = {
+            **dict.fromkeys(SKIP_REASONS, 0),
+            **{k: int(v) for k, v in state.get("skipped", {}).items()},
+        }
         self._skipped = [dict.fromkeys(SKIP_REASONS, 0) for _ in range(max(1, self.num_workers))]
 
 

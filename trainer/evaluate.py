@@ -32,7 +32,9 @@ from trainer.templates import IGNORE_INDEX, PAD_TOKEN_ID, encode, get_template, 
 
 log = logging.getLogger(__name__)
 
-SHORT_ANSWER = SHORT_ANSWER_PROMPT  # the format the model was trained with (datamix.formats.SHORT_ANSWER_SUFFIX)
+SHORT_ANSWER = (
+    SHORT_ANSWER_PROMPT  # the format the model was trained with (datamix.formats.SHORT_ANSWER_SUFFIX)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,14 @@ def load_questions(mix_dir: Path | str, match: str | None = None, limit: int | N
 
 
 class Evaluator:
-    def __init__(self, model_dir: Path | str, *, device: str | None = None, batch_size: int = 32, max_new_tokens: int = 8):
+    def __init__(
+        self,
+        model_dir: Path | str,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+        max_new_tokens: int = 8,
+    ):
         from transformers import LlavaForConditionalGeneration
 
         self.model = cast(Any, LlavaForConditionalGeneration.from_pretrained(str(model_dir)))
@@ -103,7 +112,10 @@ class Evaluator:
         human = (f"{IMAGE_TOKEN}\n" if with_image else "") + f"{question}\n{SHORT_ANSWER}"
         enc = encode(
             [{"from": "human", "value": human}, {"from": "gpt", "value": answer or "x"}],
-            self.tokenizer, self.template, has_image=with_image, max_length=10**6,
+            self.tokenizer,
+            self.template,
+            has_image=with_image,
+            max_length=10**6,
             image_seq_length=self.image_seq_length,
         )
         ids, labels = enc.expanded()
@@ -128,8 +140,13 @@ class Evaluator:
                     [torch.from_numpy(self.images(_image_bytes(q.image))) for q in chunk]
                 ).to(self.device, self.model.dtype)
             out = self.model.generate(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device), max_new_tokens=self.max_new_tokens,
-                do_sample=False, pad_token_id=PAD_TOKEN_ID, eos_token_id=2, **kwargs,
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                max_new_tokens=self.max_new_tokens,
+                do_sample=False,
+                pad_token_id=PAD_TOKEN_ID,
+                eos_token_id=2,
+                **kwargs,
             )
             for row in out[:, longest:]:
                 preds.append(self.tokenizer.decode(row, skip_special_tokens=True))
@@ -138,8 +155,14 @@ class Evaluator:
     def score(self, questions: list[Question]) -> dict[str, Any]:
         with_image = self.answer(questions, True)
         text_only = self.answer(questions, False)
-        right = [normalize_answer(p) == normalize_answer(q.answer) for p, q in zip(with_image, questions, strict=True)]
-        right_text = [normalize_answer(p) == normalize_answer(q.answer) for p, q in zip(text_only, questions, strict=True)]
+        right = [
+            normalize_answer(p) == normalize_answer(q.answer)
+            for p, q in zip(with_image, questions, strict=True)
+        ]
+        right_text = [
+            normalize_answer(p) == normalize_answer(q.answer)
+            for p, q in zip(text_only, questions, strict=True)
+        ]
         n = len(questions)
         return {
             "n": n,
@@ -153,8 +176,13 @@ class Evaluator:
 
 
 def evaluate(
-    model_dir: Path | str, mix_dir: Path | str, *, match: str | None = None, limit: int | None = None,
-    batch_size: int = 32, device: str | None = None,
+    model_dir: Path | str,
+    mix_dir: Path | str,
+    *,
+    match: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 32,
+    device: str | None = None,
 ) -> dict[str, Any]:
     questions = load_questions(mix_dir, match, limit)
     if not questions:
@@ -165,12 +193,18 @@ def evaluate(
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, type=Path, help="Hugging Face folder (an export or a run's final/)")
+    p.add_argument(
+        "--model", required=True, type=Path, help="Hugging Face folder (an export or a run's final/)"
+    )
     p.add_argument("--mix", required=True, type=Path, help="held-out mix folder (e.g. MIX/eval)")
-    p.add_argument("--match", default=None, help="regular expression on the bare question (e.g. '^What colou?r is')")
+    p.add_argument(
+        "--match", default=None, help="regular expression on the bare question (e.g. '^What colou?r is')"
+    )
     p.add_argument("--limit", type=int, default=None, help="at most this many questions")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--export", type=Path, default=None, help="recorded as `export` in the JSON line (make demo)")
+    p.add_argument(
+        "--export", type=Path, default=None, help="recorded as `export` in the JSON line (make demo)"
+    )
     p.add_argument("--out", type=Path, default=None, help="also write the result JSON here")
 
 
@@ -178,8 +212,12 @@ def run(args: argparse.Namespace) -> int:
     from datamix.errors import UsageError
 
     if not (args.model / "config.json").is_file():
-        raise UsageError("--model: no such model folder (an export or a run's final/, with config.json)"
-                         if not args.model.exists() else "--model: not a model folder (no config.json)", path=args.model)
+        raise UsageError(
+            "--model: no such model folder (an export or a run's final/, with config.json)"
+            if not args.model.exists()
+            else "--model: not a model folder (no config.json)",
+            path=args.model,
+        )
     list_shards(args.mix)  # a missing or empty mix folder: one line, before the model loads
     result = evaluate(args.model, args.mix, match=args.match, limit=args.limit, batch_size=args.batch_size)
     if args.export is not None:

@@ -132,7 +132,9 @@ def hub_weight_name(name: str) -> str:
     ):
         if name.startswith(prefix):
             return hub + name[len(prefix) :]
-    raise ValueError(f"parameter {name!r} has no llava-hf name (expected model.language_model., model.vision_tower., model.multi_modal_projector. or lm_head.)")
+    raise ValueError(
+        f"parameter {name!r} has no llava-hf name (expected model.language_model., model.vision_tower., model.multi_modal_projector. or lm_head.)"
+    )
 
 
 def hub_state_dict(model: Any) -> dict[str, Any]:
@@ -170,7 +172,9 @@ def write_weights(state: dict[str, Any], out: Path, *, max_shard_bytes: int = MA
     if len(shards) > 1:
         index = {
             "metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
-            "weight_map": {k: fname for shard, fname in zip(shards, names, strict=True) for k in sorted(shard)},
+            "weight_map": {
+                k: fname for shard, fname in zip(shards, names, strict=True) for k in sorted(shard)
+            },
         }
         index["weight_map"] = dict(sorted(index["weight_map"].items()))
         (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
@@ -205,7 +209,14 @@ def hub_config(model: Any) -> dict[str, Any]:
     if rope:  # transformers 4.x: rope_theta + rope_scaling (5.x: rope_parameters; reads both)
         text["rope_theta"] = rope.get("rope_theta", 10000.0)
         kind = rope.get("rope_type", "default")
-        text["rope_scaling"] = None if kind == "default" else {"rope_type": kind, **{k: v for k, v in rope.items() if k not in ("rope_theta", "rope_type")}}
+        text["rope_scaling"] = (
+            None
+            if kind == "default"
+            else {
+                "rope_type": kind,
+                **{k: v for k, v in rope.items() if k not in ("rope_theta", "rope_type")},
+            }
+        )
     text.setdefault("rope_theta", 10000.0)
     return dict(sorted(cfg.items()))
 
@@ -245,7 +256,9 @@ def sentencepiece_model(tokenizer: Any, source: str | Path | None = None) -> Pat
     candidates.append(BUNDLED_SPM_MODEL)
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
-        raise FileNotFoundError(f"no SentencePiece tokenizer.model for the tokenizer (looked at {[str(p) for p in candidates]})")
+        raise FileNotFoundError(
+            f"no SentencePiece tokenizer.model for the tokenizer (looked at {[str(p) for p in candidates]})"
+        )
     check_same_vocabulary(path, tokenizer)
     return path
 
@@ -255,9 +268,13 @@ def check_same_vocabulary(spm_path: Path, tokenizer: Any) -> None:
 
     proc = spm.SentencePieceProcessor(model_file=str(spm_path))
     vocab = tokenizer.get_vocab()
-    bad = [(i, proc.id_to_piece(i)) for i in range(proc.get_piece_size()) if vocab.get(proc.id_to_piece(i)) != i]
+    bad = [
+        (i, proc.id_to_piece(i)) for i in range(proc.get_piece_size()) if vocab.get(proc.id_to_piece(i)) != i
+    ]
     if bad:
-        raise ValueError(f"{spm_path}: {len(bad)} SentencePiece pieces have other ids in the tokenizer, e.g. {bad[:3]}")
+        raise ValueError(
+            f"{spm_path}: {len(bad)} SentencePiece pieces have other ids in the tokenizer, e.g. {bad[:3]}"
+        )
 
 
 def tokenizer_json(tokenizer: Any) -> str:
@@ -282,7 +299,9 @@ def _added_token(tok: Any) -> dict[str, Any]:
     }
 
 
-def write_tokenizer(tokenizer: Any, out: Path, *, chat_template: str, source: str | Path | None = None) -> None:
+def write_tokenizer(
+    tokenizer: Any, out: Path, *, chat_template: str, source: str | Path | None = None
+) -> None:
     """tokenizer.model, tokenizer.json, tokenizer_config.json, special_tokens_map.json, added_tokens.json.
 
     `legacy` is written True whatever the training tokenizer's flag (recorded in datamix_export.json):
@@ -321,7 +340,10 @@ def write_tokenizer(tokenizer: Any, out: Path, *, chat_template: str, source: st
         "use_default_system_prompt": False,
     }
     (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-    special = {k: {**decoder[i], "normalized": False} for k, i in (("bos_token", 1), ("eos_token", 2), ("pad_token", PAD_TOKEN_ID), ("unk_token", 0))}
+    special = {
+        k: {**decoder[i], "normalized": False}
+        for k, i in (("bos_token", 1), ("eos_token", 2), ("pad_token", PAD_TOKEN_ID), ("unk_token", 0))
+    }
     special = {k: {f: v for f, v in d.items() if f != "special"} for k, d in special.items()}
     (out / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
     added = {d["content"]: i for i, d in decoder.items() if i >= 32000}
@@ -370,7 +392,9 @@ def make_image_processor(image_size: int) -> Any:
 
 def write_processor(model: Any, out: Path, *, chat_template: str) -> None:
     vcfg = model.config.vision_config
-    (out / "preprocessor_config.json").write_text(json.dumps(image_processor_config(vcfg.image_size), indent=2) + "\n")
+    (out / "preprocessor_config.json").write_text(
+        json.dumps(image_processor_config(vcfg.image_size), indent=2) + "\n"
+    )
     processor = {
         "image_token": IMAGE_TOKEN,
         "num_additional_image_tokens": 1,  # CLIP's CLS token, dropped by the "default" strategy
@@ -401,12 +425,16 @@ def save_hf_folder(
     tokenizer file / folder training read (its `tokenizer.model` is copied; default: the bundled one)."""
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not (out / EXPORT_RECORD).exists():
-        raise FileExistsError(f"{out}: exists and is not an export of this trainer ({EXPORT_RECORD} missing); refusing to replace it")
+        raise FileExistsError(
+            f"{out}: exists and is not an export of this trainer ({EXPORT_RECORD} missing); refusing to replace it"
+        )
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        model.config.image_seq_length = (model.config.vision_config.image_size // model.config.vision_config.patch_size) ** 2
+        model.config.image_seq_length = (
+            model.config.vision_config.image_size // model.config.vision_config.patch_size
+        ) ** 2
         write_weights(hub_state_dict(model), tmp, max_shard_bytes=max_shard_bytes)
         (tmp / "config.json").write_text(json.dumps(hub_config(model), indent=2) + "\n")
         (tmp / "generation_config.json").write_text(json.dumps(hub_generation_config(model), indent=2) + "\n")
@@ -429,7 +457,9 @@ def save_hf_folder(
     return out
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, config: str | Path | None = None) -> Path:
+def export_checkpoint(
+    checkpoint: str | Path, out_dir: str | Path, *, config: str | Path | None = None
+) -> Path:
     """Export a trained model to a Hugging Face folder.
 
     `checkpoint`: a Hugging Face LLaVA folder (`config.json` + safetensors, as `init` and earlier exports
@@ -443,17 +473,23 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, config: st
     from trainer.templates import load_tokenizer
 
     ckpt = Path(checkpoint)
-    if (ckpt / "config.json").exists() and json.loads((ckpt / "config.json").read_text()).get("model_type") == "llava":
+    if (ckpt / "config.json").exists() and json.loads((ckpt / "config.json").read_text()).get(
+        "model_type"
+    ) == "llava":
         model = LlavaForConditionalGeneration.from_pretrained(ckpt)
         tokenizer = load_tokenizer(ckpt, add_llava_tokens=True)
-        return save_hf_folder(model, tokenizer, out_dir, extra={"checkpoint": str(ckpt)}, tokenizer_source=ckpt)
+        return save_hf_folder(
+            model, tokenizer, out_dir, extra={"checkpoint": str(ckpt)}, tokenizer_source=ckpt
+        )
 
     from trainer.config import TrainConfig, load_config
     from trainer.model import build_model
 
     cfg_path = Path(config) if config else _find_config(ckpt)
     cfg = (
-        TrainConfig.model_validate_json(cfg_path.read_text()) if cfg_path.suffix == ".json" else load_config(cfg_path)
+        TrainConfig.model_validate_json(cfg_path.read_text())
+        if cfg_path.suffix == ".json"
+        else load_config(cfg_path)
     )
     model, tokenizer = build_model(cfg.model)
     if ckpt.is_file():
@@ -470,7 +506,9 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, config: st
     state = {k.removeprefix("module."): v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=True)
     if missing or unexpected:
-        raise ValueError(f"{ckpt}: state dict does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(
+            f"{ckpt}: state dict does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     return save_hf_folder(
         model,
         tokenizer,

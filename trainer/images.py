@@ -108,7 +108,9 @@ def normalize(hwc: np.ndarray, lut: np.ndarray | None = None) -> np.ndarray:
     return out_t.numpy()
 
 
-def normalize_pixels(pixels: Any, mean: tuple[float, ...] = CLIP_MEAN, std: tuple[float, ...] = CLIP_STD) -> Any:
+def normalize_pixels(
+    pixels: Any, mean: tuple[float, ...] = CLIP_MEAN, std: tuple[float, ...] = CLIP_STD
+) -> Any:
     """torch uint8 (..., 3, H, W) -> float32 on the same device, bit-identical to the CPU path: lets
     workers ship uint8 and the accelerator normalise."""
     import torch
@@ -159,7 +161,11 @@ class ImageProcessor:
         `output="uint8"` returns (as a PIL image). datamix's presized builds store it re-encoded.
         Raises ImageError for unusable bytes."""
         return padded_square(
-            data, self.size, fill=self.pad_color, alpha=self.alpha, max_pixels=self.max_pixels,
+            data,
+            self.size,
+            fill=self.pad_color,
+            alpha=self.alpha,
+            max_pixels=self.max_pixels,
             draft_size=self.size if self.draft else None,
         )
 

@@ -125,8 +125,12 @@ class Transform:
     def __call__(self, record: dict[str, Any], image: torch.Tensor | None) -> dict[str, Any]:
         try:
             enc = encode(
-                record["conversations"], self.tokenizer, self.template, has_image=image is not None,
-                max_length=self.max_length, image_seq_length=self.n_image,
+                record["conversations"],
+                self.tokenizer,
+                self.template,
+                has_image=image is not None,
+                max_length=self.max_length,
+                image_seq_length=self.n_image,
             )
         except EncodeError as e:
             self.stats.fail(e)
@@ -177,7 +181,9 @@ def preflight(cfg: TrainConfig, *, resume: bool = False, world: int | None = Non
     except MissingInput as e:
         raise MissingInput(f"data.mix: {e.message}", path=mix) from None
     if cfg.max_steps is None and not (mix / "manifest.parquet").is_file():
-        raise MissingInput("data.mix: no manifest.parquet (it counts the epoch's steps; or set max_steps)", path=mix)
+        raise MissingInput(
+            "data.mix: no manifest.parquet (it counts the epoch's steps; or set max_steps)", path=mix
+        )
     check_presize(mix, cfg.model.image_size)
     for key, value in (
         ("model.vision_tower", cfg.model.vision_tower),
@@ -185,8 +191,10 @@ def preflight(cfg: TrainConfig, *, resume: bool = False, world: int | None = Non
         ("model.tokenizer", cfg.model.tokenizer),
         ("pretrained_projector", cfg.pretrained_projector),
     ):
-        if value is not None and not Path(str(value)).expanduser().exists() and (
-            key == "pretrained_projector" or looks_local(value)
+        if (
+            value is not None
+            and not Path(str(value)).expanduser().exists()
+            and (key == "pretrained_projector" or looks_local(value))
         ):
             raise MissingInput(f"{key}: no such file or folder", path=value)
     out = Path(cfg.output_dir)
@@ -217,7 +225,9 @@ def batches_forever(loader: ShardLoader):
             got = True
             yield batch
         if not got:
-            raise DataError(f"no usable sample for this rank (skipped: {loader.skipped})", path=loader.dataset.mix_dir)
+            raise DataError(
+                f"no usable sample for this rank (skipped: {loader.skipped})", path=loader.dataset.mix_dir
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,7 +285,10 @@ def save_checkpoint(engine: Any, cfg: TrainConfig, step: int, loader: ShardLoade
     dist.barrier()
     if rank == 0:
         files = {p.name: p.stat().st_size for p in sorted((staging / tag).iterdir()) if p.is_file()}
-        _write_atomic(staging / tag / COMPLETE, json.dumps({"step": step, "world_size": dist.get_world_size(), "files": files}))
+        _write_atomic(
+            staging / tag / COMPLETE,
+            json.dumps({"step": step, "world_size": dist.get_world_size(), "files": files}),
+        )
         _test_kill("before-publish", step)
         target = root / tag
         if target.exists():  # an older save of this step (e.g. damaged, resumed from before it)
@@ -351,15 +364,24 @@ def resume_candidates(cfg: TrainConfig, world: int) -> list[str]:
         raise UsageError(f"--resume: no complete checkpoint under {root} ({why})")
     latest = (root / "latest").read_text().strip() if (root / "latest").is_file() else None
     if bad and bad[0][0] > good[0]:
-        log.warning("--resume: falling back to %s, the newest complete checkpoint (latest: %s)", good[0], latest)
+        log.warning(
+            "--resume: falling back to %s, the newest complete checkpoint (latest: %s)", good[0], latest
+        )
     interrupted = sorted(p.name for p in (root / STAGING).glob("step-*") if p.name > good[0])
     if interrupted:
-        log.warning("--resume: the save of %s was interrupted (left in %s, ignored); resuming from %s, the newest "
-                    "complete checkpoint", interrupted[-1], root / STAGING, good[0])
+        log.warning(
+            "--resume: the save of %s was interrupted (left in %s, ignored); resuming from %s, the newest "
+            "complete checkpoint",
+            interrupted[-1],
+            root / STAGING,
+            good[0],
+        )
     return good
 
 
-def load_checkpoint(engine: Any, cfg: TrainConfig, loader: ShardLoader, rank: int, candidates: list[str] | None = None) -> int:
+def load_checkpoint(
+    engine: Any, cfg: TrainConfig, loader: ShardLoader, rank: int, candidates: list[str] | None = None
+) -> int:
     """Load the newest complete checkpoint (`resume_candidates`); one that fails to load on any rank
     is passed over for the one before, with a warning."""
     import torch.distributed as dist
@@ -379,8 +401,11 @@ def load_checkpoint(engine: Any, cfg: TrainConfig, loader: ShardLoader, rank: in
         ok = torch.tensor([0.0 if error else 1.0])
         dist.all_reduce(ok, op=dist.ReduceOp.MIN)
         if ok.item() == 0.0:
-            log.warning("--resume: checkpoint %s does not load (%s); trying the one before", root / tag,
-                        error or "on another rank")
+            log.warning(
+                "--resume: checkpoint %s does not load (%s); trying the one before",
+                root / tag,
+                error or "on another rank",
+            )
             continue
         loader.load_state_dict(state["loader"])
         log.info("resumed from %s at step %d", root / tag, step)
@@ -462,7 +487,11 @@ def record_partition(model: Any, cfg: TrainConfig, rank: int, world: int) -> dic
         out = Path(cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "partition.json").write_text(json.dumps(record, indent=2))
-        log.info("parameters after loading: %d in the model; held per rank %s", full, record["held_elements_per_rank"])
+        log.info(
+            "parameters after loading: %d in the model; held per rank %s",
+            full,
+            record["held_elements_per_rank"],
+        )
     return record
 
 
@@ -510,7 +539,9 @@ class MetricsLog:
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+    return {
+        k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()
+    }
 
 
 def _micro_batch_loss(model: Any, batch: dict[str, Any], labelled_only: bool) -> torch.Tensor:
@@ -548,11 +579,17 @@ def train(
         torch.backends.cudnn.allow_tf32 = True
 
     steps = total_steps(cfg)
-    ds_config = deepspeed_config(cfg, world, on_gpu=on_gpu, total_steps=steps, hidden_size=llm_hidden_size(cfg.model))
+    ds_config = deepspeed_config(
+        cfg, world, on_gpu=on_gpu, total_steps=steps, hidden_size=llm_hidden_size(cfg.model)
+    )
     # ZeRO-3 with pretrained weights: built partitioned (zero.Init), rank 0 reads the files
     zero3_init = cfg.zero_stage == 3 and cfg.model.preset is None
     # pretrained weights load in the run's precision (the published Vicuna is float16 on disk)
-    dtype = (torch.bfloat16 if cfg.resolved_precision(on_gpu) == "bf16" else torch.float32) if cfg.model.preset is None else None
+    dtype = (
+        (torch.bfloat16 if cfg.resolved_precision(on_gpu) == "bf16" else torch.float32)
+        if cfg.model.preset is None
+        else None
+    )
     model, tokenizer = build_model(cfg, dtype=dtype, zero3_config=ds_config if zero3_init else None)
     partition = record_partition(model, cfg, rank, world)
     counts = apply_freezing(model, cfg)
@@ -562,7 +599,9 @@ def train(
         model.config.use_cache = False
         if not cfg.train_llm:
             model.enable_input_require_grads()
-    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=parameter_groups(model, cfg), config=ds_config)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, model_parameters=parameter_groups(model, cfg), config=ds_config
+    )
     accumulation = engine.gradient_accumulation_steps()
     loader, transform = make_loader(cfg, tokenizer, rank, world)
 
@@ -573,7 +612,14 @@ def train(
         (Path(cfg.output_dir) / "deepspeed_config.json").write_text(json.dumps(ds_config, indent=2))
         log.info(
             "%s: stage %d, %d steps x %d global batch (%d per device x %d accumulation x %d ranks), trainable %s",
-            cfg.name, cfg.stage, steps, cfg.global_batch_size, cfg.per_device_batch_size, accumulation, world, counts,
+            cfg.name,
+            cfg.stage,
+            steps,
+            cfg.global_batch_size,
+            cfg.per_device_batch_size,
+            accumulation,
+            world,
+            counts,
         )
     metrics = MetricsLog(cfg, rank, resume)
     peak = peak_flops()
@@ -660,12 +706,23 @@ def train(
         "encode": transform.stats.as_dict(),
     }
     if rank == 0:
-        log.info("%s done: step %d, loss %.4f, skipped %s, encode %s", cfg.name, step, last_loss, loader.skipped,
-                 transform.stats.as_dict())
+        log.info(
+            "%s done: step %d, loss %.4f, skipped %s, encode %s",
+            cfg.name,
+            step,
+            last_loss,
+            loader.skipped,
+            transform.stats.as_dict(),
+        )
     skipped = loader.skipped
     if skipped.get("bad_shard") or skipped.get("lost"):
-        log.warning("rank %d read %d damaged shard(s) and lost %d sample(s) in them over the run (see the warnings "
-                    "above; docs/trainer.md#damaged-shards)", rank, skipped["bad_shard"], skipped["lost"])
+        log.warning(
+            "rank %d read %d damaged shard(s) and lost %d sample(s) in them over the run (see the warnings "
+            "above; docs/trainer.md#damaged-shards)",
+            rank,
+            skipped["bad_shard"],
+            skipped["lost"],
+        )
     return result
 
 
@@ -675,13 +732,29 @@ def train(
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, type=Path, help="train config YAML (recipes/train/*.yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set max_steps=10 --set data.mix=DIR (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set max_steps=10 --set data.mix=DIR (repeatable)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
-    p.add_argument("--stop-after", type=int, default=None, metavar="N",
-                   help="stop after N optimizer steps with a checkpoint (continue later with --resume)")
-    p.add_argument("--trace-keys", type=Path, default=None, metavar="FILE",
-                   help="each rank appends the keys it trains on to FILE.rank<N> (audit data splits)")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after N optimizer steps with a checkpoint (continue later with --resume)",
+    )
+    p.add_argument(
+        "--trace-keys",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="each rank appends the keys it trains on to FILE.rank<N> (audit data splits)",
+    )
     p.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
 
 

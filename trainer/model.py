@@ -174,8 +174,19 @@ def _load_tiny_tower(model: Any, expected: Any, source: str) -> None:
     from transformers import CLIPVisionModel
 
     tower = CLIPVisionModel.from_pretrained(source)
-    keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size")
-    diff = {k: (getattr(tower.config, k), getattr(expected, k)) for k in keys if getattr(tower.config, k) != getattr(expected, k)}
+    keys = (
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "image_size",
+        "patch_size",
+    )
+    diff = {
+        k: (getattr(tower.config, k), getattr(expected, k))
+        for k in keys
+        if getattr(tower.config, k) != getattr(expected, k)
+    }
     if diff:
         raise ValueError(f"model.vision_tower {source}: (its value, the tiny config's) differ: {diff}")
     model.model.vision_tower.load_state_dict(tower.state_dict())
@@ -220,7 +231,9 @@ def _load_vision_tower(mcfg: ModelConfig, dtype: torch.dtype, zero3_config: dict
     source = _named(mcfg.vision_tower, "model.vision_tower")
     kind = AutoConfig.from_pretrained(source).model_type
     if kind not in ("clip", "clip_vision_model"):
-        raise ValueError(f"model.vision_tower {mcfg.vision_tower}: model_type {kind!r}, expected a CLIP model")
+        raise ValueError(
+            f"model.vision_tower {mcfg.vision_tower}: model_type {kind!r}, expected a CLIP model"
+        )
     if zero3_config is not None:
         config = CLIPVisionConfig.from_pretrained(source)  # the vision part of a CLIPConfig
         vision = _zero3_from_pretrained(
@@ -237,7 +250,10 @@ def _load_vision_tower(mcfg: ModelConfig, dtype: torch.dtype, zero3_config: dict
         finally:
             transformers.logging.set_verbosity(level)
     if kind == "clip":
-        log.info("vision tower %s: the vision part of a full CLIPModel checkpoint (text tower skipped)", mcfg.vision_tower)
+        log.info(
+            "vision tower %s: the vision part of a full CLIPModel checkpoint (text tower skipped)",
+            mcfg.vision_tower,
+        )
     return vision
 
 
@@ -250,8 +266,12 @@ def _load_llm(mcfg: ModelConfig, dtype: torch.dtype, zero3_config: dict | None, 
     if config.model_type != "llama":
         raise ValueError(f"model.llm {source}: model_type {config.model_type!r}, expected 'llama'")
     if zero3_config is not None:
-        return _zero3_from_pretrained(LlamaForCausalLM, config, source, mcfg, dtype, zero3_config, vocab_size=vocab_size)
-    return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation=mcfg.attn_implementation)
+        return _zero3_from_pretrained(
+            LlamaForCausalLM, config, source, mcfg, dtype, zero3_config, vocab_size=vocab_size
+        )
+    return AutoModelForCausalLM.from_pretrained(
+        source, dtype=dtype, attn_implementation=mcfg.attn_implementation
+    )
 
 
 def _zero3_from_pretrained(
@@ -303,7 +323,9 @@ def _zero3_from_pretrained(
                 if rank0:
                     assert tensors is not None  # rank 0 opened the checkpoint above
                     for name, p in params.items():
-                        t = next((x for x in (tensors.get(pre + name) for pre in prefixes) if x is not None), None)
+                        t = next(
+                            (x for x in (tensors.get(pre + name) for pre in prefixes) if x is not None), None
+                        )
                         if t is None:
                             missing.append(name)
                         elif tuple(t.shape) == tuple(p.shape):
@@ -312,12 +334,16 @@ def _zero3_from_pretrained(
                             p[: t.shape[0]].copy_(t.to(p.dtype))
                             p[t.shape[0] :] = p[: t.shape[0]].float().mean(0, keepdim=True).to(p.dtype)
                         else:
-                            wrong.append(f"{name}: {tuple(t.shape)} in the checkpoint, {tuple(p.shape)} in the model")
+                            wrong.append(
+                                f"{name}: {tuple(t.shape)} in the checkpoint, {tuple(p.shape)} in the model"
+                            )
     box = [(missing, wrong)]
     dist.broadcast_object_list(box, src=0)  # every rank raises, none waits on a collective
     missing, wrong = box[0]
     if missing:
-        raise ValueError(f"{source}: the checkpoint lacks {len(missing)} parameters of {cls.__name__}: {missing[:5]}")
+        raise ValueError(
+            f"{source}: the checkpoint lacks {len(missing)} parameters of {cls.__name__}: {missing[:5]}"
+        )
     if wrong:
         raise ValueError(f"{source}: shapes differ: {wrong[:5]}")
     model.config.dtype = dtype
@@ -344,8 +370,10 @@ class _CheckpointTensors:
 
         self._handles: dict[Path, Any] = {}
         self.files: dict[str, Path] = {}
-        for index, single in (("model.safetensors.index.json", "model.safetensors"),
-                              ("pytorch_model.bin.index.json", "pytorch_model.bin")):
+        for index, single in (
+            ("model.safetensors.index.json", "model.safetensors"),
+            ("pytorch_model.bin.index.json", "pytorch_model.bin"),
+        ):
             if (folder / index).is_file():
                 weight_map = json.loads((folder / index).read_text())["weight_map"]
                 self.files = {k: folder / v for k, v in weight_map.items()}
@@ -373,7 +401,9 @@ class _CheckpointTensors:
         return handle.get_tensor(name) if path.suffix == ".safetensors" else handle[name]
 
 
-def _assemble_pretrained(mcfg: ModelConfig, dtype: torch.dtype, zero3_config: dict | None = None) -> tuple[Any, Any]:
+def _assemble_pretrained(
+    mcfg: ModelConfig, dtype: torch.dtype, zero3_config: dict | None = None
+) -> tuple[Any, Any]:
     """The published folders in (Vicuna: `LlamaForCausalLM`, `.bin` shards or safetensors; CLIP: a full
     `CLIPModel` checkpoint), a LLaVA model out: the loaded modules themselves become the LLaVA model's
     tower, LLM and head (no copy), the projector is fresh, the embeddings are resized."""
@@ -400,7 +430,9 @@ def _assemble_pretrained(mcfg: ModelConfig, dtype: torch.dtype, zero3_config: di
         torch.manual_seed(0)  # fresh mlp2x_gelu, as LLaVA stage 1 starts; the same on every rank
         model.model.multi_modal_projector = LlavaMultiModalProjector(config).to(dtype)
     _resize_pretrained_embeddings(model, tokenizer, dtype, zero3_config)
-    leftover = [n for n, p in model.named_parameters() if p.is_meta] + [n for n, b in model.named_buffers() if b.is_meta]
+    leftover = [n for n, p in model.named_parameters() if p.is_meta] + [
+        n for n, b in model.named_buffers() if b.is_meta
+    ]
     if leftover:
         raise RuntimeError(f"parameters not loaded from the vision tower / LLM: {leftover[:5]}")
     return model, tokenizer
@@ -411,7 +443,9 @@ def _padded_vocab(tokenizer: Any) -> int:
     return -(-len(tokenizer) // PAD_TO_MULTIPLE) * PAD_TO_MULTIPLE
 
 
-def _resize_pretrained_embeddings(model: Any, tokenizer: Any, dtype: torch.dtype, zero3_config: dict | None) -> None:
+def _resize_pretrained_embeddings(
+    model: Any, tokenizer: Any, dtype: torch.dtype, zero3_config: dict | None
+) -> None:
     """Input embeddings and `lm_head` grown to room for <image>/<pad>, rounded up to a multiple of 64
     (32000 -> 32064). The new rows are the mean of the old ones (LLaVA `train.py`
     `smart_tokenizer_and_embedding_resize`): deterministic, so a ZeRO-3 build equals a plain one.
@@ -461,7 +495,11 @@ def apply_freezing(model: Any, cfg: TrainConfig) -> dict[str, int]:
     counts = {"projector": 0, "llm": 0, "vision_tower": 0}
     for name, p in model.named_parameters():
         part = _part(name)
-        train = part == "projector" or (part == "llm" and cfg.train_llm) or (part == "vision_tower" and cfg.train_vision_tower)
+        train = (
+            part == "projector"
+            or (part == "llm" and cfg.train_llm)
+            or (part == "vision_tower" and cfg.train_vision_tower)
+        )
         if cfg.model.projector == "linear" and name.startswith(LINEAR_FROZEN_PREFIX):
             train = False  # the identity that makes the two-layer module one Linear
         p.requires_grad_(train)
@@ -497,7 +535,13 @@ def parameter_groups(model: Any, cfg: TrainConfig) -> list[dict[str, Any]]:
     tower = [p for n, p in model.named_parameters() if p.requires_grad and _part(n) == "vision_tower"]
     groups = [{"params": main, "lr": cfg.learning_rate, "weight_decay": cfg.weight_decay}]
     if tower:
-        groups.append({"params": tower, "lr": cfg.vision_tower_learning_rate or cfg.learning_rate, "weight_decay": cfg.weight_decay})
+        groups.append(
+            {
+                "params": tower,
+                "lr": cfg.vision_tower_learning_rate or cfg.learning_rate,
+                "weight_decay": cfg.weight_decay,
+            }
+        )
     return groups
 
 

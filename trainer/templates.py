@@ -260,7 +260,9 @@ def _place_image(turns: list[tuple[str, str]], has_image: bool) -> list[tuple[st
         return turns
     for i, (_, text) in enumerate(turns[1:], start=1):
         if IMAGE_TOKEN in text:
-            raise EncodeError(EncodeFailure.IMAGE_PLACEMENT, f"{IMAGE_TOKEN} in turn {i}; only turn 0 may hold it")
+            raise EncodeError(
+                EncodeFailure.IMAGE_PLACEMENT, f"{IMAGE_TOKEN} in turn {i}; only turn 0 may hold it"
+            )
     role, text = turns[0]
     text = (IMAGE_TOKEN + "\n" + text.replace(IMAGE_TOKEN, "").strip()).strip()
     return [(role, text), *turns[1:]]
@@ -317,7 +319,9 @@ def _segments(turns: list[tuple[str, str]], template: Template, has_image: bool)
     if template.style == "plain":
         # LLaVA preprocess_plain: the human turn becomes the image alone; sep "\n" closes the answer.
         if len(turns) != 2:
-            raise EncodeError(EncodeFailure.BAD_ROLES, f"plain template needs 1 (human, gpt) pair, got {len(turns)} turns")
+            raise EncodeError(
+                EncodeFailure.BAD_ROLES, f"plain template needs 1 (human, gpt) pair, got {len(turns)} turns"
+            )
         if has_image:
             segs.append(_Seg(None, IMAGE_TOKEN_ID, False))
         answer = turns[1][1]
@@ -372,7 +376,11 @@ def encode(
     template = get_template(template)
     turns = _place_image(_turns(conversations), has_image)
     segs = _segments(turns, template, has_image)
-    texts = [(s.text, i > 0 and segs[i - 1].token_id == EOS_TOKEN_ID and segs[i - 1].text is None) for i, s in enumerate(segs) if s.text is not None]
+    texts = [
+        (s.text, i > 0 and segs[i - 1].token_id == EOS_TOKEN_ID and segs[i - 1].text is None)
+        for i, s in enumerate(segs)
+        if s.text is not None
+    ]
     pieces = iter(tokenize_text(tokenizer, [t for t, _ in texts], [a for _, a in texts]))
     ids: list[int] = []
     labels: list[int] = []
@@ -438,15 +446,15 @@ def add_llava_special_tokens(tokenizer: Any) -> None:
     from tokenizers import AddedToken
 
     vocab = tokenizer.get_vocab()
-    new = [
-        AddedToken(t, special=True, normalized=False) for t in (IMAGE_TOKEN, PAD_TOKEN) if t not in vocab
-    ]
+    new = [AddedToken(t, special=True, normalized=False) for t in (IMAGE_TOKEN, PAD_TOKEN) if t not in vocab]
     if new:
         tokenizer.add_special_tokens({"additional_special_tokens": new}, replace_extra_special_tokens=False)
     tokenizer.pad_token = PAD_TOKEN
     got = tokenizer.convert_tokens_to_ids([IMAGE_TOKEN, PAD_TOKEN])
     if got != [IMAGE_TOKEN_ID, PAD_TOKEN_ID]:
-        raise ValueError(f"tokenizer gives <image>, <pad> ids {got}, expected [{IMAGE_TOKEN_ID}, {PAD_TOKEN_ID}]")
+        raise ValueError(
+            f"tokenizer gives <image>, <pad> ids {got}, expected [{IMAGE_TOKEN_ID}, {PAD_TOKEN_ID}]"
+        )
 
 
 __all__ = [

@@ -212,14 +212,22 @@ def write_volume(w: Bulk) -> None:
         (
             5,
             DropReason.NOT_ALTERNATING,
-            lambda i: f'{{"id": "{i:012d}", "image": "{i:012d}.jpg", "conversations": [{{"from": "gpt", '
-            f'"value": "Hi"}}, {{"from": "human", "value": "<image>\\nWhat?"}}]}}',
+            lambda i: (
+                f'{{"id": "{i:012d}", "image": "{i:012d}.jpg", "conversations": [{{"from": "gpt", '
+                f'"value": "Hi"}}, {{"from": "human", "value": "<image>\\nWhat?"}}]}}'
+            ),
         ),
-        (5, DropReason.BAD_TYPE, lambda i: f'{{"id": [{i}], "image": "{i:012d}.jpg", "conversations": [{turns_json(rng)}]}}'),
+        (
+            5,
+            DropReason.BAD_TYPE,
+            lambda i: f'{{"id": [{i}], "image": "{i:012d}.jpg", "conversations": [{turns_json(rng)}]}}',
+        ),
         (
             5,
             DropReason.BAD_VALUE,
-            lambda i: f'{{"id": "{i:012d}", "image": "{coco_image(i)}", "conversations": [{turns_json(rng)}]}}',
+            lambda i: (
+                f'{{"id": "{i:012d}", "image": "{coco_image(i)}", "conversations": [{turns_json(rng)}]}}'
+            ),
         ),
     ]
     for per, reason, record in kinds:

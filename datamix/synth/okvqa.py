@@ -35,7 +35,12 @@ _OK_QUESTION_TYPES = {
     "three": "Objects, Material and Clothing",
 }
 _OK_INFO = vqa_info(
-    "This is v1.1 of the OK-VQA dataset.", "http://okvqa.allenai.org", "1.1", 2019, "OK-VQA Team", "2019-05-25 14:43:06"
+    "This is v1.1 of the OK-VQA dataset.",
+    "http://okvqa.allenai.org",
+    "1.1",
+    2019,
+    "OK-VQA Team",
+    "2019-05-25 14:43:06",
 )
 # the head fields both files share, as JSON text (volume profile)
 _OK_HEAD = json.dumps(
@@ -102,7 +107,9 @@ def write_demo(world: World, n: int) -> int:
     annotations[rng.randrange(len(annotations))].pop("answers")
     world.expect_drop(SOURCE, DropReason.MISSING_FIELD)
     world.expect_drop(SOURCE, DropReason.MISSING_ANNOTATION)
-    if any(a["image_id"] == world.coco_ghosts[2] and "answers" in a for a in annotations):  # else no question is left
+    if any(
+        a["image_id"] == world.coco_ghosts[2] and "answers" in a for a in annotations
+    ):  # else no question is left
         world.expect_drop(SOURCE, DropReason.IMAGE_MISSING)
     world.write_json(
         SOURCE,

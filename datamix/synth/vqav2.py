@@ -26,14 +26,15 @@ from datamix.synth.scene import COLORS, SHAPES, Scene, World, choices, plant, te
 SOURCE = "vqav2"
 
 
-
 def vqa_info(description: str, url: str, version: str, year: int, contributor: str, created: str) -> dict:
     """The `info` head field of the VQA file format (VQAv2 and OK-VQA), its keys in the files' order."""
     keys = ("description", "url", "version", "year", "contributor", "date_created")
     return dict(zip(keys, (description, url, version, year, contributor, created), strict=True))
 
 
-_VQA_INFO = vqa_info("This is v2.0 of the VQA dataset.", "http://visualqa.org", "2.0", 2017, "VQA Team", "2017-04-26 17:07:13")
+_VQA_INFO = vqa_info(
+    "This is v2.0 of the VQA dataset.", "http://visualqa.org", "2.0", 2017, "VQA Team", "2017-04-26 17:07:13"
+)
 #: The `license` head field of both VQA-format datasets.
 VQA_LICENSE = {
     "url": "http://creativecommons.org/licenses/by/4.0/",

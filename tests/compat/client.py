@@ -41,7 +41,11 @@ def run_model(case: dict, res: dict) -> None:
         case["export"], output_loading_info=True, torch_dtype=torch.float32
     )
     model.eval()
-    res["loading"] = {k: sorted(map(str, v)) for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    res["loading"] = {
+        k: sorted(map(str, v))
+        for k, v in info.items()
+        if k in ("missing_keys", "unexpected_keys", "mismatched_keys")
+    }
     res["missing"] = len(res["loading"]["missing_keys"])
     res["unexpected"] = len(res["loading"]["unexpected_keys"])
     res["mismatched"] = len(res["loading"]["mismatched_keys"])
@@ -50,7 +54,9 @@ def run_model(case: dict, res: dict) -> None:
         ids = torch.tensor([_collapse(ids[0].tolist(), model.config.image_token_index)])
         res["image_tokens"] = "collapsed (the model expands them)"
     with torch.no_grad():
-        logits = model(input_ids=ids, pixel_values=t["pixel_values"], attention_mask=torch.ones_like(ids)).logits
+        logits = model(
+            input_ids=ids, pixel_values=t["pixel_values"], attention_mask=torch.ones_like(ids)
+        ).logits
     res["logits_shape"] = list(logits.shape)
     res["max_abs_diff"] = float((logits.float() - t["logits"]).abs().max())
     # the names this client's own LlavaForConditionalGeneration.save_pretrained writes (under 4.x: what
@@ -92,7 +98,10 @@ def run_tokenizer(case: dict, res: dict) -> None:
     res["special_ids"] = tok.convert_tokens_to_ids(["<image>", "<pad>", "<s>", "</s>"]) + [tok.pad_token_id]
     if getattr(tok, "chat_template", None):
         try:
-            res["tokenizer_prompt_equal"] = tok.apply_chat_template(case["messages"], tokenize=False, add_generation_prompt=True) == case["prompt"]
+            res["tokenizer_prompt_equal"] = (
+                tok.apply_chat_template(case["messages"], tokenize=False, add_generation_prompt=True)
+                == case["prompt"]
+            )
         except Exception as exc:  # noqa: BLE001
             res["tokenizer_prompt_equal"] = _error(exc)
 
@@ -136,14 +145,18 @@ def run_processor(case: dict, res: dict) -> None:
         out = {
             # an old processor leaves one <image> token for the model to expand
             "input_ids_equal": ids in (expanded, _collapse(expanded, 32000)),
-            "pixel_max_abs_diff": float(np.abs(px - want["pixel_values"]).max()) if px.shape == want["pixel_values"].shape else f"shape {px.shape}",
+            "pixel_max_abs_diff": float(np.abs(px - want["pixel_values"]).max())
+            if px.shape == want["pixel_values"].shape
+            else f"shape {px.shape}",
         }
         if model is not None and out["input_ids_equal"]:
             import torch
 
             kwargs = {"attention_mask": got.get("attention_mask", torch.ones_like(got["input_ids"]))}
             with torch.no_grad():
-                logits = model(input_ids=got["input_ids"], pixel_values=got["pixel_values"].float(), **kwargs).logits
+                logits = model(
+                    input_ids=got["input_ids"], pixel_values=got["pixel_values"].float(), **kwargs
+                ).logits
             out["max_abs_diff"] = float(np.abs(logits.float().numpy() - want["logits"]).max())
         res[key] = out
 

@@ -41,7 +41,11 @@ INSTALL_TIMEOUT_S = 45 * 60
 
 
 def _tail(text: str, n: int = 12) -> str:
-    lines = [ln for ln in text.splitlines() if ln.strip() and "is ignored: it is neither a file nor a directory" not in ln]
+    lines = [
+        ln
+        for ln in text.splitlines()
+        if ln.strip() and "is ignored: it is neither a file nor a directory" not in ln
+    ]
     return "\n".join(lines[-n:])
 
 
@@ -61,13 +65,17 @@ def client_python(name: str) -> Path:
     if failed.exists() and not os.environ.get("DATAMIX_COMPAT_RETRY"):
         record = json.loads(failed.read_text())
         if record.get("spec") == spec:
-            pytest.skip(f"{name}: pip install {' '.join(spec)} failed (remembered; DATAMIX_COMPAT_RETRY=1 retries):\n{record['error']}")
+            pytest.skip(
+                f"{name}: pip install {' '.join(spec)} failed (remembered; DATAMIX_COMPAT_RETRY=1 retries):\n{record['error']}"
+            )
     shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     proc = subprocess.run(
         [str(py), "-m", "pip", "install", "-q", *spec],
-        capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S,
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT_S,
     )
     (venv / "pip-install.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
@@ -75,10 +83,20 @@ def client_python(name: str) -> Path:
         failed.write_text(json.dumps({"spec": spec, "error": error}))
         pytest.skip(f"{name}: pip install {' '.join(spec)} failed:\n{error}")
     if setup.get("uninstall"):
-        subprocess.run([str(py), "-m", "pip", "uninstall", "-y", "-q", *setup["uninstall"]], capture_output=True, text=True)
+        subprocess.run(
+            [str(py), "-m", "pip", "uninstall", "-y", "-q", *setup["uninstall"]],
+            capture_output=True,
+            text=True,
+        )
     if setup.get("shim"):
-        site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                   capture_output=True, text=True, check=True).stdout.strip())
+        site = Path(
+            subprocess.run(
+                [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
         shutil.copyfile(HERE / setup["shim"], site / "datamix_tv_shim.py")
         (site / "datamix_tv_shim.pth").write_text("import datamix_tv_shim\n")
     stamp.write_text(want)
@@ -89,5 +107,18 @@ def run_client(name: str, script: Path, *args: str, timeout: int = 900) -> subpr
     """Run `script` with client `name`'s python (an empty PYTHONPATH: no project code leaks in)."""
     py = client_python(name)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update({"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2"), "HF_HUB_OFFLINE": "1"})
-    return subprocess.run([str(py), str(script), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=script.parent)
+    env.update(
+        {
+            "TOKENIZERS_PARALLELISM": "false",
+            "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2"),
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
+    return subprocess.run(
+        [str(py), str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=script.parent,
+    )

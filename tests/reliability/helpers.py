@@ -20,7 +20,11 @@ TEXT_TURNS = [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"
 CONVERSATION_FILES = {
     "llava_instruct": ("llava_instruct_150k.json", "coco/train2017/{i:012d}.jpg", "{i:012d}.jpg"),
     "sharegpt": ("ShareGPT_V3_unfiltered_cleaned_split.json", None, None),
-    "llava_pretrain": ("blip_laion_cc_sbu_558k.json", "llava_pretrain/images/00000/{i:09d}.jpg", "00000/{i:09d}.jpg"),
+    "llava_pretrain": (
+        "blip_laion_cc_sbu_558k.json",
+        "llava_pretrain/images/00000/{i:09d}.jpg",
+        "00000/{i:09d}.jpg",
+    ),
 }
 
 
@@ -34,10 +38,20 @@ def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
     """A valid-looking PNG header of `width` x `height` 1-bit pixels (a few hundred bytes on disk)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def conversation_raw(root: Path, source: str, n: int = 3, *, bad_index: int | None = 1) -> Path:

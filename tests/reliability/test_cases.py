@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from datamix.cli import app
-from tests.reliability.helpers import (
+from .helpers import (
     TEXT_TURNS,
     TURNS,
     conversation_raw,
@@ -46,7 +46,10 @@ class Env:
 
     def built(self, name: str = "mix") -> Path:
         out = self.tmp / name
-        res = CliRunner().invoke(app, ["build", "--recipe", str(recipe(self.tmp)), "--root", str(self.tiny_root), "--out", str(out)])
+        res = CliRunner().invoke(
+            app,
+            ["build", "--recipe", str(recipe(self.tmp)), "--root", str(self.tiny_root), "--out", str(out)],
+        )
         assert res.exit_code == 0, res.output
         return out
 
@@ -69,7 +72,9 @@ def bad_byte(source: str) -> Callable[[Env], list[str]]:
 
 def bad_byte_check(source: str) -> Callable[[Env, Any], None]:
     def check(env: Env, res: Any) -> None:
-        assert _drops(env.tmp / "root", source) == [("bad_json", "not valid JSON: Invalid UTF-8 encoded string")]
+        assert _drops(env.tmp / "root", source) == [
+            ("bad_json", "not valid JSON: Invalid UTF-8 encoded string")
+        ]
         assert pl.read_parquet(env.tmp / "root" / "normalized" / f"{source}.parquet").height == 2
 
     return check
@@ -93,8 +98,14 @@ def deep_lint(env: Env) -> list[str]:
 
 def deep_import(env: Env) -> list[str]:
     (env.tmp / "images").mkdir()
-    return ["import-llava", str(env.write("deep.json", deep_json())), "--images", str(env.tmp / "images"),
-            "--out", str(env.tmp / "out")]
+    return [
+        "import-llava",
+        str(env.write("deep.json", deep_json())),
+        "--images",
+        str(env.tmp / "images"),
+        "--out",
+        str(env.tmp / "out"),
+    ]
 
 
 def _import(env: Env, image: str, *, make_outside: bool = True) -> list[str]:
@@ -103,7 +114,14 @@ def _import(env: Env, image: str, *, make_outside: bool = True) -> list[str]:
     if make_outside:
         env.write("outside/secret.jpg", jpeg())
     rec = {"id": "1", "image": image, "conversations": TURNS}
-    return ["import-llava", str(env.records("in.json", [rec])), "--images", str(images), "--out", str(env.tmp / "out")]
+    return [
+        "import-llava",
+        str(env.records("in.json", [rec])),
+        "--images",
+        str(images),
+        "--out",
+        str(env.tmp / "out"),
+    ]
 
 
 def outside_dotdot(env: Env) -> list[str]:
@@ -131,7 +149,14 @@ def lint_outside(env: Env) -> list[str]:
 
 def lint_bad_byte(env: Env) -> list[str]:
     good = json.dumps({"id": "1", "conversations": TEXT_TURNS}).encode()
-    return ["lint", str(env.write("in.json", b"[" + good + b"," + good.replace(b"Hello", b"He\xffllo") + b"," + good + b"]"))]
+    return [
+        "lint",
+        str(
+            env.write(
+                "in.json", b"[" + good + b"," + good.replace(b"Hello", b"He\xffllo") + b"," + good + b"]"
+            )
+        ),
+    ]
 
 
 def lint_checked_all(env: Env, res: Any) -> None:
@@ -177,7 +202,7 @@ def bomb_at_normalize(env: Env) -> list[str]:
 
 def image_dropped(fragment: str) -> Callable[[Env, Any], None]:
     def check(env: Env, res: Any) -> None:
-        (reason, detail), = _drops(env.tmp / "root", "llava_instruct")
+        ((reason, detail),) = _drops(env.tmp / "root", "llava_instruct")
         assert reason == "image_undecodable" and fragment in detail, detail
         assert "DecompressionBombWarning" not in res.output
 
@@ -213,12 +238,25 @@ def corrupt_stats(env: Env) -> list[str]:
 
 
 def recipe_not_utf8(env: Env) -> list[str]:
-    return ["build", "--recipe", str(env.write("bad.yaml", b"name: x\xff\xfe\n")), "--root", str(env.tiny_root)]
+    return [
+        "build",
+        "--recipe",
+        str(env.write("bad.yaml", b"name: x\xff\xfe\n")),
+        "--root",
+        str(env.tiny_root),
+    ]
 
 
 def catalog_not_utf8(env: Env) -> list[str]:
-    return ["download", "vqav2", "--root", str(env.tmp / "r"), "--catalog", str(env.write("cat.yaml", b"\xff\xfe[")),
-            "--annotations-only"]
+    return [
+        "download",
+        "vqav2",
+        "--root",
+        str(env.tmp / "r"),
+        "--catalog",
+        str(env.write("cat.yaml", b"\xff\xfe[")),
+        "--annotations-only",
+    ]
 
 
 def disk_full(env: Env) -> list[str]:
@@ -262,8 +300,16 @@ def force_keeps_foreign(env: Env) -> list[str]:
     out = env.built("m")
     (out / "shards" / "notes.txt").write_text("mine")
     (out / "shards" / "other-mix-000000.tar").write_bytes(b"not ours")
-    return ["build", "--recipe", str(recipe(env.tmp, 8, "other")), "--root", str(env.tiny_root), "--out", str(out),
-            "--force"]
+    return [
+        "build",
+        "--recipe",
+        str(recipe(env.tmp, 8, "other")),
+        "--root",
+        str(env.tiny_root),
+        "--out",
+        str(out),
+        "--force",
+    ]
 
 
 def foreign_kept(env: Env, res: Any) -> None:
@@ -341,7 +387,13 @@ CASES = [
     ("import-top-level-object", import_top_object, 1, "top level is a JSON object", None),
     ("import-one-turn-fragment", import_fragment, 1, "has 1 turn", None),
     ("import-png-bomb", import_bomb, 1, "exceeds limit", no_raw_warning),
-    ("normalize-text-named-jpg", text_as_jpg, 0, "image_undecodable 1", image_dropped("not a readable image")),
+    (
+        "normalize-text-named-jpg",
+        text_as_jpg,
+        0,
+        "image_undecodable 1",
+        image_dropped("not a readable image"),
+    ),
     ("normalize-png-bomb", bomb_at_normalize, 0, "image_undecodable 1", image_dropped("decompression bomb")),
     ("build-out-is-a-file", out_is_file, 2, "--out is a file", None),
     ("root-is-a-file", root_is_file, 2, "the data root is not a folder", None),
@@ -363,7 +415,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("setup", "code", "fragment", "check"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("setup", "code", "fragment", "check"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_case(setup, code, fragment, check, tmp_path, tiny_root, monkeypatch):
     env = Env(tmp_path, tiny_root, monkeypatch)
     argv = setup(env)
@@ -383,8 +437,18 @@ def test_read_only_folder_for_real(tmp_path, tiny_root):
     parent.mkdir()
     parent.chmod(0o500)
     try:
-        res = CliRunner().invoke(app, ["build", "--recipe", str(recipe(tmp_path)), "--root", str(tiny_root),
-                                       "--out", str(parent / "m")])
+        res = CliRunner().invoke(
+            app,
+            [
+                "build",
+                "--recipe",
+                str(recipe(tmp_path)),
+                "--root",
+                str(tiny_root),
+                "--out",
+                str(parent / "m"),
+            ],
+        )
     finally:
         parent.chmod(0o700)
     assert res.exit_code == 2 and "Permission denied" in res.output, res.output
@@ -439,5 +503,3 @@ def test_workers_die_with_their_parent(tmp_path):
         time.sleep(0.05)
     os.kill(worker, 9)
     pytest.fail(f"worker {worker} outlived its parent")
-
-

@@ -22,13 +22,28 @@ def test_llava_instruct_keeps_raw_turns_and_maps_images(world):
         "llava_instruct",
         "llava_instruct_150k.json",
         [
-            {"id": "000000000113", "image": "000000000113.jpg",
-             "conversations": conv(("human", "What is this photo about'?\n<image>"), ("gpt", "A kitchen."))},
-            {"id": 123456, "image": "000000123456.jpg",  # int id in the wild -> string
-             "conversations": conv(("human", "<image>\nWhat is the dog holding?"), ("gpt", "A red frisbee."),
-                                   ("human", "Where is it?"), ("gpt", "On a lawn."))},
-            {"id": "000000999999", "image": "000000999999.jpg",
-             "conversations": conv(("human", "<image>\nHi"), ("gpt", "Hello"))},
+            {
+                "id": "000000000113",
+                "image": "000000000113.jpg",
+                "conversations": conv(
+                    ("human", "What is this photo about'?\n<image>"), ("gpt", "A kitchen.")
+                ),
+            },
+            {
+                "id": 123456,
+                "image": "000000123456.jpg",  # int id in the wild -> string
+                "conversations": conv(
+                    ("human", "<image>\nWhat is the dog holding?"),
+                    ("gpt", "A red frisbee."),
+                    ("human", "Where is it?"),
+                    ("gpt", "On a lawn."),
+                ),
+            },
+            {
+                "id": "000000999999",
+                "image": "000000999999.jpg",
+                "conversations": conv(("human", "<image>\nHi"), ("gpt", "Hello")),
+            },
             {"id": "000000000113", "image": "000000000113.jpg", "conversations": "oops"},
             {"image": "000000000113.jpg", "conversations": []},
         ],
@@ -36,20 +51,35 @@ def test_llava_instruct_keeps_raw_turns_and_maps_images(world):
     items, drops, stats = run(world.root, "llava_instruct")
     assert items == [
         ConversationItem(
-            key="llava_instruct-00000000", source="llava_instruct", id="000000000113",
+            key="llava_instruct-00000000",
+            source="llava_instruct",
+            id="000000000113",
             image="coco/train2017/000000000113.jpg",
-            turns=(Turn(role="human", text="What is this photo about'?\n<image>"), Turn(role="gpt", text="A kitchen.")),
+            turns=(
+                Turn(role="human", text="What is this photo about'?\n<image>"),
+                Turn(role="gpt", text="A kitchen."),
+            ),
         ),
         ConversationItem(
-            key="llava_instruct-00000001", source="llava_instruct", id="123456",
+            key="llava_instruct-00000001",
+            source="llava_instruct",
+            id="123456",
             image="coco/train2017/000000123456.jpg",
-            turns=(Turn(role="human", text="<image>\nWhat is the dog holding?"), Turn(role="gpt", text="A red frisbee."),
-                   Turn(role="human", text="Where is it?"), Turn(role="gpt", text="On a lawn.")),
+            turns=(
+                Turn(role="human", text="<image>\nWhat is the dog holding?"),
+                Turn(role="gpt", text="A red frisbee."),
+                Turn(role="human", text="Where is it?"),
+                Turn(role="gpt", text="On a lawn."),
+            ),
         ),
     ]
     assert reasons(drops) == [("2", "image_missing"), ("3", "bad_type"), ("4", "missing_field")]
     assert drops[0]["file"] == "llava_instruct_150k.json"
-    assert stats["items"] == 2 and stats["drops_by_reason"] == {"bad_type": 1, "image_missing": 1, "missing_field": 1}
+    assert stats["items"] == 2 and stats["drops_by_reason"] == {
+        "bad_type": 1,
+        "image_missing": 1,
+        "missing_field": 1,
+    }
 
 
 def test_sharegpt_filters_with_reasons(world):
@@ -57,7 +87,11 @@ def test_sharegpt_filters_with_reasons(world):
         "sharegpt",
         "ShareGPT_V3_unfiltered_cleaned_split.json",
         [
-            {"id": "AbCdEfG_0", "model": "", "conversations": conv(("human", "Write a haiku."), ("gpt", "Soft rain..."))},
+            {
+                "id": "AbCdEfG_0",
+                "model": "",
+                "conversations": conv(("human", "Write a haiku."), ("gpt", "Soft rain...")),
+            },
             {"id": "lead_0", "conversations": conv(("gpt", "Hi!"), ("human", "2+2?"), ("gpt", "4"))},
             {"id": "skip_0", "conversations": conv(("human", "a"), ("human", "b"), ("gpt", "c"))},
             {"id": "empty_0", "conversations": conv(("human", "a"), ("gpt", "  "))},
@@ -89,9 +123,14 @@ def test_llava_pretrain_paths(world):
         "llava_pretrain",
         "blip_laion_cc_sbu_558k.json",
         [
-            {"id": "004539375", "image": "00453/004539375.jpg",
-             "conversations": conv(("human", "Render a clear and concise summary of the photo.\n<image>"),
-                                   ("gpt", "select luxury furniture 3 - inch gel memory foam mattress topper"))},
+            {
+                "id": "004539375",
+                "image": "00453/004539375.jpg",
+                "conversations": conv(
+                    ("human", "Render a clear and concise summary of the photo.\n<image>"),
+                    ("gpt", "select luxury furniture 3 - inch gel memory foam mattress topper"),
+                ),
+            },
             {"id": "004539376", "image": "../../etc/passwd", "conversations": []},
         ],
     )

@@ -9,12 +9,21 @@ import pytest
 from trainer.config import TrainConfig, deepspeed_config, gradient_accumulation, load_config
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "train"
-NAMES = ["llava15_7b_stage1", "llava15_7b_stage2", "llava15_13b_stage1", "llava15_13b_stage2", "tiny_stage1", "tiny_stage2"]
+NAMES = [
+    "llava15_7b_stage1",
+    "llava15_7b_stage2",
+    "llava15_13b_stage1",
+    "llava15_13b_stage2",
+    "tiny_stage1",
+    "tiny_stage2",
+]
 
 
 def test_every_recipe_validates():
     # the ablation configs (llava15_ablation_*) are checked in tests/test_ablation_recipes.py
-    assert sorted(p.stem for p in RECIPES.glob("*.yaml") if not p.stem.startswith("llava15_ablation_")) == sorted(NAMES)
+    assert sorted(
+        p.stem for p in RECIPES.glob("*.yaml") if not p.stem.startswith("llava15_ablation_")
+    ) == sorted(NAMES)
     for name in NAMES:
         cfg = load_config(RECIPES / f"{name}.yaml")
         assert cfg.name == name
@@ -30,8 +39,20 @@ def test_official_hyperparameters(size, llm):
         assert (cfg.warmup_ratio, cfg.weight_decay, cfg.epochs, cfg.max_length) == (0.03, 0.0, 1, 2048)
         assert cfg.lr_scheduler == "cosine" and cfg.gradient_checkpointing and not cfg.train_vision_tower
         assert cfg.resolved_precision(on_gpu=True) == "bf16" and cfg.tf32
-    assert (s1.stage, s1.template, s1.global_batch_size, s1.learning_rate, s1.zero_stage) == (1, "plain", 256, 1e-3, 2)
-    assert (s2.stage, s2.template, s2.global_batch_size, s2.learning_rate, s2.zero_stage) == (2, "vicuna_v1", 128, 2e-5, 3)
+    assert (s1.stage, s1.template, s1.global_batch_size, s1.learning_rate, s1.zero_stage) == (
+        1,
+        "plain",
+        256,
+        1e-3,
+        2,
+    )
+    assert (s2.stage, s2.template, s2.global_batch_size, s2.learning_rate, s2.zero_stage) == (
+        2,
+        "vicuna_v1",
+        128,
+        2e-5,
+        3,
+    )
     assert s2.data.group_by_modality_length and s2.pretrained_projector is not None
     assert not s1.train_llm and s2.train_llm
     assert s1.gradient_accumulation_steps(8) == 1 and s2.gradient_accumulation_steps(8) == 1
@@ -47,7 +68,9 @@ def test_tiny_recipes():
         # a random LLM learns in stage 1 too; the tower (CLIP-pretrained by `make demo`) stays frozen
         assert not cfg.train_vision_tower and cfg.train_llm
         # one process: no accumulation (stage 1 batches of 16, stage 2 of 12)
-        assert cfg.per_device_batch_size == cfg.global_batch_size == {"tiny_stage1": 16, "tiny_stage2": 12}[name]
+        assert (
+            cfg.per_device_batch_size == cfg.global_batch_size == {"tiny_stage1": 16, "tiny_stage2": 12}[name]
+        )
         assert cfg.resolved_precision(on_gpu=False) == "fp32"
 
 
@@ -85,7 +108,9 @@ def test_deepspeed_config_stage1_gpu():
     assert ds["train_batch_size"] == 256 and ds["train_micro_batch_size_per_gpu"] == 32
     assert ds["gradient_accumulation_steps"] == 2
     assert ds["bf16"] == {"enabled": True} and ds["fp16"] == {"enabled": False}
-    assert ds["zero_optimization"]["stage"] == 2 and ds["zero_optimization"]["reduce_bucket_size"] == 4096 * 4096
+    assert (
+        ds["zero_optimization"]["stage"] == 2 and ds["zero_optimization"]["reduce_bucket_size"] == 4096 * 4096
+    )
     opt = ds["optimizer"]
     assert opt["type"] == "AdamW" and opt["params"]["lr"] == 1e-3 and opt["params"]["weight_decay"] == 0.0
     sched = ds["scheduler"]["params"]
@@ -109,7 +134,10 @@ def test_deepspeed_config_stage2_cpu():
 def test_deepspeed_buckets_never_below_the_7b_size():
     # hidden^2 of a tiny model would be a 9K-element bucket: ~1000 collective calls per step
     cfg = load_config(RECIPES / "tiny_stage2.yaml")
-    assert deepspeed_config(cfg, 1, on_gpu=False, hidden_size=96)["zero_optimization"]["reduce_bucket_size"] == 4096**2
+    assert (
+        deepspeed_config(cfg, 1, on_gpu=False, hidden_size=96)["zero_optimization"]["reduce_bucket_size"]
+        == 4096**2
+    )
     cfg13 = load_config(RECIPES / "llava15_13b_stage2.yaml")
     zero = deepspeed_config(cfg13, 8, on_gpu=True, hidden_size=5120)["zero_optimization"]
     assert zero["reduce_bucket_size"] == 5120**2 and zero["stage3_prefetch_bucket_size"] == int(0.9 * 5120**2)

@@ -46,7 +46,9 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_test_mix(out: Path, name: str, samples: list[dict], images: dict[str, bytes], per_shard: int) -> None:
+def write_test_mix(
+    out: Path, name: str, samples: list[dict], images: dict[str, bytes], per_shard: int
+) -> None:
     """Shards + manifest written by datamix's own mix writer (`datamix.mixio.MixWriter`, what a build
     uses), so the loader is tested on exactly what datamix lays out (docs/architecture.md 4.3)."""
     writer = MixWriter(out)
@@ -57,7 +59,10 @@ def write_test_mix(out: Path, name: str, samples: list[dict], images: dict[str, 
         with writer.shard(names[-1]) as shard:
             for rec in samples[start : start + per_shard]:
                 sample = Sample.create(
-                    key=rec["key"], id=rec["id"], source=rec["source"], image=rec.get("image"),
+                    key=rec["key"],
+                    id=rec["id"],
+                    source=rec["source"],
+                    image=rec.get("image"),
                     conversations=rec["conversations"],
                 )
                 shard.add(sample, images.get(rec["key"]))
@@ -80,7 +85,11 @@ def make_mix(root: Path, n_image: int, n_text: int, per_shard: int, name: str = 
             n_img += 1
         else:
             n_txt += 1
-        rec.update(conversations=[{"from": "human", "value": q}, {"from": "gpt", "value": "a"}], source="synth", key=key)
+        rec.update(
+            conversations=[{"from": "human", "value": q}, {"from": "gpt", "value": "a"}],
+            source="synth",
+            key=key,
+        )
         samples.append(rec)
     out = root / name
     write_test_mix(out, name, samples, images, per_shard)
@@ -185,7 +194,11 @@ def test_transform_hook_and_text_only(mix):
         if record["key"] == "k0005":
             raise SkipSample("not wanted")
         n = len(record["conversations"][0]["value"])
-        return {"input_ids": list(range(1, n + 1)), "labels": [IGNORE_INDEX] * (n - 1) + [7], "has_image": image is not None}
+        return {
+            "input_ids": list(range(1, n + 1)),
+            "labels": [IGNORE_INDEX] * (n - 1) + [7],
+            "has_image": image is not None,
+        }
 
     loader = ShardLoader(stream(mix, transform=transform, pad_id=0, seed=9))
     batches = list(loader)
@@ -220,7 +233,13 @@ def test_collate_pads_and_stacks():
 
 def _rec(key: str, image: bool) -> bytes:
     conv = [{"from": "human", "value": ("<image>\n" if image else "") + "hi"}, {"from": "gpt", "value": "yo"}]
-    rec = {"id": key, **({"image": f"{key}.jpg"} if image else {}), "conversations": conv, "source": "s", "key": key}
+    rec = {
+        "id": key,
+        **({"image": f"{key}.jpg"} if image else {}),
+        "conversations": conv,
+        "source": "s",
+        "key": key,
+    }
     return json.dumps(rec).encode()
 
 
@@ -244,7 +263,9 @@ def test_corrupt_samples_are_skipped_and_counted(tmp_path):
         _add(tar, "good2.jpg", _jpeg(4))
         _add(tar, "lost.json", _rec("lost", False))
     cut = (shards / "bad-000001.tar").read_bytes()
-    (shards / "bad-000001.tar").write_bytes(cut[: 512 + 512 + 512 + 700])  # truncated inside good2.jpg (980 bytes)
+    (shards / "bad-000001.tar").write_bytes(
+        cut[: 512 + 512 + 512 + 700]
+    )  # truncated inside good2.jpg (980 bytes)
     loader = ShardLoader(stream(tmp_path / "bad", batch_size=4, shuffle=False))
     got = sorted(keys_of(loader))
     assert got == ["good1", "text1"]
@@ -268,9 +289,15 @@ def test_iter_tar_shares_the_member_name_rule_of_datamix(tmp_path):
         for name in names:
             _add(tar, name, name.encode())
     raws = list(iter_tar(tmp_path / "s.tar"))
-    assert [r.key for r in raws] == ["a-1", "b-2", "c-3"] == list(dict.fromkeys(split_member(n)[0] for n in names))
+    assert (
+        [r.key for r in raws]
+        == ["a-1", "b-2", "c-3"]
+        == list(dict.fromkeys(split_member(n)[0] for n in names))
+    )
     assert [(r.json, r.image) for r in raws] == [
-        (b"a-1.json", b"a-1.jpg"), (b"dir/b-2.json", None), (b"c-3.json", b"c-3.png")
+        (b"a-1.json", b"a-1.jpg"),
+        (b"dir/b-2.json", None),
+        (b"c-3.json", b"c-3.png"),
     ]  # "seg.png" is not an image extension
 
 
@@ -283,7 +310,9 @@ def test_lengths_come_typed_as_the_manifest_schema(mix):
 @pytest.mark.parametrize("num_workers,batch_size,k", [(0, 1, 7), (2, 3, 3), (2, 2, 0)])
 def test_resume_continues_exactly_after_last_consumed(mix, num_workers, batch_size, k):
     def fresh():
-        return ShardLoader(stream(mix, batch_size=batch_size, seed=11, rank=1, world_size=2), num_workers=num_workers)
+        return ShardLoader(
+            stream(mix, batch_size=batch_size, seed=11, rank=1, world_size=2), num_workers=num_workers
+        )
 
     full = [b["keys"] for b in fresh()]
     first = fresh()

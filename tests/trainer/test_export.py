@@ -21,8 +21,12 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "train"
 SMALL = ["pretrained_projector=null", "model.tiny.llm_layers=1", "model.tiny.vision_layers=1"]
 
 CONVS = [
-    [{"from": "human", "value": "<image>\nWhat color is the circle?"}, {"from": "gpt", "value": "Red."},
-     {"from": "human", "value": "And the background?"}, {"from": "gpt", "value": "White, with a 🦙."}],
+    [
+        {"from": "human", "value": "<image>\nWhat color is the circle?"},
+        {"from": "gpt", "value": "Red."},
+        {"from": "human", "value": "And the background?"},
+        {"from": "gpt", "value": "White, with a 🦙."},
+    ],
     [{"from": "human", "value": "Name three colours."}, {"from": "gpt", "value": "Red, green and blue."}],
 ]
 
@@ -54,7 +58,10 @@ def test_loads_with_plain_transformers(exported):
     tok = AutoTokenizer.from_pretrained(out)
     assert type(proc).__name__ == "LlavaProcessor"
     assert tok.convert_tokens_to_ids(["<image>", "<pad>"]) == [32000, 32001] and tok.pad_token_id == 32001
-    assert tok(" Hello", add_special_tokens=False).input_ids == [29871, 15043]  # SentencePiece whitespace rule kept
+    assert tok(" Hello", add_special_tokens=False).input_ids == [
+        29871,
+        15043,
+    ]  # SentencePiece whitespace rule kept
     assert loaded.config.image_token_index == 32000 and loaded.config.image_seq_length == 64
     assert loaded.get_input_embeddings().weight.shape[0] == 32064
 
@@ -125,7 +132,9 @@ def test_export_command_from_state_dict(exported, tmp_path):
     run.mkdir()
     (run / "train_config.json").write_text(dump_config(cfg))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run / "weights.safetensors"))
-    assert main(["export", "--checkpoint", str(run / "weights.safetensors"), "--out", str(tmp_path / "hf")]) == 0
+    assert (
+        main(["export", "--checkpoint", str(run / "weights.safetensors"), "--out", str(tmp_path / "hf")]) == 0
+    )
     loaded = LlavaForConditionalGeneration.from_pretrained(tmp_path / "hf")
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
@@ -192,7 +201,9 @@ def _expected_names(config: dict) -> set[str]:
 def sharded(exported, tmp_path_factory):
     """The same model exported in shards of at most 10 MB (as the 7B export splits at 5 GB)."""
     model, tok, _ = exported
-    return save_hf_folder(model, tok, tmp_path_factory.mktemp("sharded") / "export", max_shard_bytes=10 * 2**20)
+    return save_hf_folder(
+        model, tok, tmp_path_factory.mktemp("sharded") / "export", max_shard_bytes=10 * 2**20
+    )
 
 
 def test_layout_is_llava_hf(sharded):
@@ -204,7 +215,9 @@ def test_layout_is_llava_hf(sharded):
     n = files.count("model-*.safetensors")
     assert n > 1  # 25 MB in shards of <= 10 MB (one tensor larger than that gets its own)
     index = json.loads((sharded / "model.safetensors.index.json").read_text())
-    assert sorted(set(index["weight_map"].values())) == [f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)]
+    assert sorted(set(index["weight_map"].values())) == [
+        f"model-{i:05d}-of-{n:05d}.safetensors" for i in range(1, n + 1)
+    ]
     config = json.loads((sharded / "config.json").read_text())
     assert set(index["weight_map"]) == _weight_names(sharded) == _expected_names(config)
     assert index["metadata"]["total_size"] == sum(
@@ -212,22 +225,37 @@ def test_layout_is_llava_hf(sharded):
     )
     for section, keys in LAYOUT["config_keys"].items():
         have = set(config[section] if section else config)
-        skipped = {k.split(".")[-1] for k in LAYOUT["config_keys_not_written"] if (k.rpartition(".")[0] == section)}
+        skipped = {
+            k.split(".")[-1] for k in LAYOUT["config_keys_not_written"] if (k.rpartition(".")[0] == section)
+        }
         assert set(keys) - skipped <= have, (section, set(keys) - skipped - have)
     assert config["text_config"]["rope_theta"] == 10000.0 and config["text_config"]["rope_scaling"] is None
     assert config["torch_dtype"] == config["dtype"] == "float32"
     tok_cfg = json.loads((sharded / "tokenizer_config.json").read_text())
-    assert tok_cfg["tokenizer_class"] == LAYOUT["tokenizer_config"]["tokenizer_class"] and tok_cfg["legacy"] is True
+    assert (
+        tok_cfg["tokenizer_class"] == LAYOUT["tokenizer_config"]["tokenizer_class"]
+        and tok_cfg["legacy"] is True
+    )
     for i, content in LAYOUT["tokenizer_config"]["added_tokens_decoder"].items():
-        assert tok_cfg["added_tokens_decoder"][i]["content"] == content and tok_cfg["added_tokens_decoder"][i]["special"]
+        assert (
+            tok_cfg["added_tokens_decoder"][i]["content"] == content
+            and tok_cfg["added_tokens_decoder"][i]["special"]
+        )
     special = json.loads((sharded / "special_tokens_map.json").read_text())
     assert sorted(special) == LAYOUT["tokenizer_config"]["special_tokens_map"]
     assert json.loads((sharded / "added_tokens.json").read_text()) == {"<image>": 32000, "<pad>": 32001}
     processor = json.loads((sharded / "processor_config.json").read_text())
-    assert processor == {"image_token": "<image>", "num_additional_image_tokens": 1, "patch_size": 14,
-                         "processor_class": "LlavaProcessor", "vision_feature_select_strategy": "default"}
+    assert processor == {
+        "image_token": "<image>",
+        "num_additional_image_tokens": 1,
+        "patch_size": 14,
+        "processor_class": "LlavaProcessor",
+        "vision_feature_select_strategy": "default",
+    }
     image = json.loads((sharded / "preprocessor_config.json").read_text())
-    assert image["do_pad"] is True and "image_processor_type" not in image  # chosen by model type (module docstring)
+    assert (
+        image["do_pad"] is True and "image_processor_type" not in image
+    )  # chosen by model type (module docstring)
 
 
 def _all_tensors(folder: Path) -> dict:
@@ -272,7 +300,10 @@ def test_generation_markers_cover_the_trained_tokens(exported):
         conv, has_image = CONVS[index], index == 0
         enc = encode(conv, tok, VICUNA_V1, has_image=has_image, max_length=2048, image_seq_length=64)
         got = hf_tok.apply_chat_template(
-            to_chat_messages(conv, has_image=has_image), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+            to_chat_messages(conv, has_image=has_image),
+            tokenize=True,
+            return_dict=True,
+            return_assistant_tokens_mask=True,
         )
         assert list(got["input_ids"]) == list(enc.input_ids[1:])  # the template has no BOS
         assert list(got["assistant_masks"]) == [int(x != -100) for x in enc.labels[1:]]
@@ -297,7 +328,9 @@ def test_export_of_a_vicuna_run(published_models, tmp_path):
     from trainer.config import ModelConfig
 
     llm = published_models["llm"]
-    model, tok = build_model(ModelConfig(llm=str(llm), vision_tower=str(published_models["vision_tower"]), image_size=56))
+    model, tok = build_model(
+        ModelConfig(llm=str(llm), vision_tower=str(published_models["vision_tower"]), image_size=56)
+    )
     out = save_hf_folder(model, tok, tmp_path / "export", tokenizer_source=llm)
     assert (out / "tokenizer.model").read_bytes() == (llm / "tokenizer.model").read_bytes()
     assert json.loads((out / "tokenizer_config.json").read_text())["legacy"] is True
@@ -305,11 +338,15 @@ def test_export_of_a_vicuna_run(published_models, tmp_path):
     proc = AutoProcessor.from_pretrained(out)
     seq = model.config.image_seq_length
     conv = CONVS[0][:2]
-    ids, labels = encode(conv, tok, VICUNA_V1, has_image=True, max_length=2048, image_seq_length=seq).expanded()
+    ids, labels = encode(
+        conv, tok, VICUNA_V1, has_image=True, max_length=2048, image_seq_length=seq
+    ).expanded()
     prompt_ids = ids[: next(i for i, lab in enumerate(labels) if lab != -100)]
     got = proc(text=render(conv[:1], VICUNA_V1, has_image=True), images=[_image()], return_tensors="pt")
     assert got["input_ids"][0].tolist() == prompt_ids
-    full, _ = encode(CONVS[0], tok, VICUNA_V1, has_image=True, max_length=2048, image_seq_length=seq).expanded()
+    full, _ = encode(
+        CONVS[0], tok, VICUNA_V1, has_image=True, max_length=2048, image_seq_length=seq
+    ).expanded()
     two_turns = proc(text=render(CONVS[0], VICUNA_V1, has_image=True), images=[_image()])["input_ids"][0]
     after = list(two_turns).index(2) + 1  # the token after the first </s>
     assert (two_turns[after], full[after]) == (3148, 3308)  # "▁US" here, "US" in a legacy: false run

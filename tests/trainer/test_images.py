@@ -227,11 +227,22 @@ def test_the_torch_free_parts_are_datamix_imaging_s():
     import datamix.imaging as imaging
     import trainer.images as images
 
-    for name in ("CLIP_MEAN", "CLIP_STD", "PAD_COLOR", "MAX_PIXELS", "ImageError", "decode", "to_rgb",
-                 "expand2square", "resize_padded"):
+    for name in (
+        "CLIP_MEAN",
+        "CLIP_STD",
+        "PAD_COLOR",
+        "MAX_PIXELS",
+        "ImageError",
+        "decode",
+        "to_rgb",
+        "expand2square",
+        "resize_padded",
+    ):
         assert getattr(images, name) is getattr(imaging, name), name
     assert imaging.PAD_COLOR == (122, 116, 104) == ImageProcessor().pad_color
     data = io.BytesIO()
     Image.new("RGB", (30, 18), (10, 200, 30)).save(data, "PNG")
     square = imaging.padded_square(data.getvalue(), 16)
-    assert np.array_equal(np.asarray(square).transpose(2, 0, 1), ImageProcessor(size=16, output="uint8")(data.getvalue()))
+    assert np.array_equal(
+        np.asarray(square).transpose(2, 0, 1), ImageProcessor(size=16, output="uint8")(data.getvalue())
+    )

@@ -29,19 +29,47 @@ def mix(every_source_mix) -> Path:
     return every_source_mix
 
 
-def _train(mix: Path, out: Path, *extra: str, sets: tuple[str, ...] = (), check: bool = True, torchrun: int = 0):
+def _train(
+    mix: Path, out: Path, *extra: str, sets: tuple[str, ...] = (), check: bool = True, torchrun: int = 0
+):
     args = [
-        "--config", str(CONFIG),
-        "--set", f"data.mix={mix}", "--set", f"output_dir={out}", "--set", "pretrained_projector=null",
-        "--set", "global_batch_size=4", "--set", "per_device_batch_size=4", "--set", "max_length=320",
-        "--set", "logging_steps=1", "--set", "learning_rate=0.002", "--set", "data.shuffle_buffer=16",
-        "--set", "model.tiny.llm_layers=1",
+        "--config",
+        str(CONFIG),
+        "--set",
+        f"data.mix={mix}",
+        "--set",
+        f"output_dir={out}",
+        "--set",
+        "pretrained_projector=null",
+        "--set",
+        "global_batch_size=4",
+        "--set",
+        "per_device_batch_size=4",
+        "--set",
+        "max_length=320",
+        "--set",
+        "logging_steps=1",
+        "--set",
+        "learning_rate=0.002",
+        "--set",
+        "data.shuffle_buffer=16",
+        "--set",
+        "model.tiny.llm_layers=1",
         *[x for s in sets for x in ("--set", s)],
         *extra,
     ]
     if torchrun:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}",
-               "-m", "trainer", "train", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={torchrun}",
+            "-m",
+            "trainer",
+            "train",
+            *args,
+        ]
     else:
         cmd = [sys.executable, "-m", "trainer", "train", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
@@ -72,9 +100,17 @@ def test_zero_stages_learn_on_cpu(mix, tmp_path, zero):
 def test_two_ranks_train_on_disjoint_samples(mix, tmp_path):
     out = tmp_path / "ddp"
     trace = tmp_path / "keys"
-    _train(mix, out, "--trace-keys", str(trace), sets=("zero_stage=2", "max_steps=3", "global_batch_size=8"),
-           torchrun=2)
-    seen = {r: [line.split()[1] for line in Path(f"{trace}.rank{r}").read_text().splitlines()] for r in (0, 1)}
+    _train(
+        mix,
+        out,
+        "--trace-keys",
+        str(trace),
+        sets=("zero_stage=2", "max_steps=3", "global_batch_size=8"),
+        torchrun=2,
+    )
+    seen = {
+        r: [line.split()[1] for line in Path(f"{trace}.rank{r}").read_text().splitlines()] for r in (0, 1)
+    }
     assert len(seen[0]) == len(seen[1]) == 12  # 3 steps x 4 samples on each rank
     assert not set(seen[0]) & set(seen[1])
     assert len(set(seen[0])) == 12 and len(set(seen[1])) == 12
@@ -129,11 +165,35 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(mix, tmp_path):
         "sys.exit(main(sys.argv[1:]))\n"
     )
     shutil.rmtree(out, ignore_errors=True)
-    args = ["train", "--config", str(CONFIG), "--set", f"data.mix={mix}", "--set", f"output_dir={out}",
-            "--set", "pretrained_projector=null", "--set", "global_batch_size=4", "--set", "per_device_batch_size=4",
-            "--set", "max_steps=6", "--set", "save_steps=2", "--set", "max_length=320"]
-    proc = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    args = [
+        "train",
+        "--config",
+        str(CONFIG),
+        "--set",
+        f"data.mix={mix}",
+        "--set",
+        f"output_dir={out}",
+        "--set",
+        "pretrained_projector=null",
+        "--set",
+        "global_batch_size=4",
+        "--set",
+        "per_device_batch_size=4",
+        "--set",
+        "max_steps=6",
+        "--set",
+        "save_steps=2",
+        "--set",
+        "max_length=320",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 3, proc.stderr[-3000:]
     assert "non-finite loss at step 3" in proc.stderr
     assert (out / "checkpoints" / "latest").read_text().strip() == "step-0000002"

@@ -56,10 +56,15 @@ def test_build_is_deterministic(stage2):
 
 def test_freezing_per_stage(stage2):
     cfg, model, _ = stage2
-    s1 = load_config(RECIPES / "tiny_stage1.yaml", ["train_vision_tower=false", "train_llm=false", *SMALL])  # as LLaVA
+    s1 = load_config(
+        RECIPES / "tiny_stage1.yaml", ["train_vision_tower=false", "train_llm=false", *SMALL]
+    )  # as LLaVA
     counts = apply_freezing(model, s1)
     assert counts["projector"] > 0 and counts["llm"] == 0 and counts["vision_tower"] == 0
-    assert not model.lm_head.weight.requires_grad and model.model.multi_modal_projector.linear_1.weight.requires_grad
+    assert (
+        not model.lm_head.weight.requires_grad
+        and model.model.multi_modal_projector.linear_1.weight.requires_grad
+    )
     unfrozen = load_config(RECIPES / "tiny_stage2.yaml", ["train_vision_tower=true", *SMALL])
     counts = apply_freezing(model, unfrozen)  # the option that trains the tower too
     assert counts["llm"] > 0 and counts["vision_tower"] > 0
@@ -75,7 +80,8 @@ def test_freezing_per_stage(stage2):
 def test_stage1_projector_goes_into_stage2(stage2, tmp_path):
     cfg, _, _ = stage2
     s1cfg = load_config(
-        RECIPES / "tiny_stage1.yaml", [*SMALL, "model.tiny.init_seed=7", "train_llm=false", "train_vision_tower=true"]
+        RECIPES / "tiny_stage1.yaml",
+        [*SMALL, "model.tiny.init_seed=7", "train_llm=false", "train_vision_tower=true"],
     )
     s1, _ = build_model(s1cfg)
     path = save_stage1_parts(s1, tmp_path / "s1")
@@ -89,12 +95,19 @@ def test_stage1_projector_goes_into_stage2(stage2, tmp_path):
     assert all(torch.equal(t1[k], t2[k]) for k in t1)
     assert not torch.equal(s1.lm_head.weight, s2.lm_head.weight)
     # ...unless stage 1 trained the LLM (train_llm: a tiny random LLM learns in stage 1 too)
-    s1cfg = load_config(RECIPES / "tiny_stage1.yaml", [*SMALL, "model.tiny.init_seed=7", "train_vision_tower=false"])
+    s1cfg = load_config(
+        RECIPES / "tiny_stage1.yaml", [*SMALL, "model.tiny.init_seed=7", "train_vision_tower=false"]
+    )
     assert s1cfg.train_llm and not s1cfg.train_vision_tower
     s1l, _ = build_model(s1cfg)
-    assert s1l.lm_head.weight.requires_grad and not s1l.model.vision_tower.embeddings.patch_embedding.weight.requires_grad
+    assert (
+        s1l.lm_head.weight.requires_grad
+        and not s1l.model.vision_tower.embeddings.patch_embedding.weight.requires_grad
+    )
     save_stage1_parts(s1l, tmp_path / "s1llm")
-    s2l, _ = build_model(load_config(RECIPES / "tiny_stage2.yaml", [f"pretrained_projector={tmp_path / 's1llm'}", *SMALL]))
+    s2l, _ = build_model(
+        load_config(RECIPES / "tiny_stage2.yaml", [f"pretrained_projector={tmp_path / 's1llm'}", *SMALL])
+    )
     l1, l2 = s1l.model.language_model.state_dict(), s2l.model.language_model.state_dict()
     assert all(torch.equal(l1[k], l2[k]) for k in l1) and torch.equal(s1l.lm_head.weight, s2l.lm_head.weight)
     t1, t2 = s1l.model.vision_tower.state_dict(), s2l.model.vision_tower.state_dict()
@@ -117,10 +130,17 @@ def test_stage1_projector_goes_into_stage2(stage2, tmp_path):
 def _batch(tok, n_image_tokens=64):
     convs = [
         [{"from": "human", "value": "<image>\nWhat color is the circle?"}, {"from": "gpt", "value": "Red."}],
-        [{"from": "human", "value": "<image>\nShape?"}, {"from": "gpt", "value": "A square."},
-         {"from": "human", "value": "And its colour?"}, {"from": "gpt", "value": "Blue, mostly."}],
+        [
+            {"from": "human", "value": "<image>\nShape?"},
+            {"from": "gpt", "value": "A square."},
+            {"from": "human", "value": "And its colour?"},
+            {"from": "gpt", "value": "Blue, mostly."},
+        ],
     ]
-    rows = [encode(c, tok, VICUNA_V1, has_image=True, max_length=512, image_seq_length=n_image_tokens).expanded() for c in convs]
+    rows = [
+        encode(c, tok, VICUNA_V1, has_image=True, max_length=512, image_seq_length=n_image_tokens).expanded()
+        for c in convs
+    ]
     width = max(len(r[0]) for r in rows)
     ids = torch.full((2, width), 32001)
     labels = torch.full((2, width), IGNORE_INDEX)
@@ -148,12 +168,18 @@ def test_labelled_loss_equals_full_loss(stage2):
     model.zero_grad()
     mine, _ = labelled_loss(model, input_ids=ids, attention_mask=mask, pixel_values=pixels, labels=labels)
     mine.backward()
-    torch.testing.assert_close(model.model.multi_modal_projector.linear_2.weight.grad, g_full, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        model.model.multi_modal_projector.linear_2.weight.grad, g_full, rtol=1e-5, atol=1e-7
+    )
     model.zero_grad()
     # sum normalisation for gradient accumulation
-    summed, n = labelled_loss(model, input_ids=ids, attention_mask=mask, pixel_values=pixels, labels=labels, num_items_in_batch=1)
+    summed, n = labelled_loss(
+        model, input_ids=ids, attention_mask=mask, pixel_values=pixels, labels=labels, num_items_in_batch=1
+    )
     torch.testing.assert_close(summed, full.detach() * n, rtol=1e-5, atol=1e-5)
-    none, n0 = labelled_loss(model, input_ids=ids, pixel_values=pixels, labels=torch.full_like(labels, IGNORE_INDEX))
+    none, n0 = labelled_loss(
+        model, input_ids=ids, pixel_values=pixels, labels=torch.full_like(labels, IGNORE_INDEX)
+    )
     assert n0 == 0 and none.item() == 0.0
 
 
@@ -161,7 +187,20 @@ def test_init_command(tmp_path):
     from trainer.__main__ import main
 
     out = tmp_path / "init"
-    assert main(["init", "--config", str(RECIPES / "tiny_stage1.yaml"), "--out", str(out), "--set", "model.tiny.llm_layers=1"]) == 0
+    assert (
+        main(
+            [
+                "init",
+                "--config",
+                str(RECIPES / "tiny_stage1.yaml"),
+                "--out",
+                str(out),
+                "--set",
+                "model.tiny.llm_layers=1",
+            ]
+        )
+        == 0
+    )
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
     assert (out / "train_config.json").exists() and (out / "processor_config.json").exists()
 
@@ -176,13 +215,18 @@ def test_linear_projector_is_one_linear_and_exports_as_llava(tmp_path):
     model, _ = build_model(s1)
     proj = model.model.multi_modal_projector
     assert model.config.projector_hidden_act == "linear"
-    assert torch.equal(proj.linear_2.weight, torch.eye(proj.linear_2.out_features)) and not proj.linear_2.bias.any()
+    assert (
+        torch.equal(proj.linear_2.weight, torch.eye(proj.linear_2.out_features))
+        and not proj.linear_2.bias.any()
+    )
     assert not proj.linear_2.weight.requires_grad and proj.linear_1.weight.requires_grad
     counts = apply_freezing(model, s1)
     assert counts["projector"] == proj.linear_1.weight.numel() + proj.linear_1.bias.numel()
     x = torch.randn(3, proj.linear_1.in_features)
     with torch.no_grad():
-        torch.testing.assert_close(proj(x), x @ proj.linear_1.weight.T + proj.linear_1.bias, rtol=0, atol=1e-6)
+        torch.testing.assert_close(
+            proj(x), x @ proj.linear_1.weight.T + proj.linear_1.bias, rtol=0, atol=1e-6
+        )
 
     # an optimiser step moves W1 and leaves the identity alone
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
@@ -193,7 +237,8 @@ def test_linear_projector_is_one_linear_and_exports_as_llava(tmp_path):
     # stage 1 -> stage 2 hands the linear projector over; the saved folder reloads in plain transformers
     save_stage1_parts(model, tmp_path / "s1")
     s2 = load_config(
-        RECIPES / "tiny_stage2.yaml", ["model.projector=linear", f"pretrained_projector={tmp_path / 's1'}", *SMALL]
+        RECIPES / "tiny_stage2.yaml",
+        ["model.projector=linear", f"pretrained_projector={tmp_path / 's1'}", *SMALL],
     )
     m2, _ = build_model(s2)
     assert torch.equal(m2.model.multi_modal_projector.linear_1.weight, proj.linear_1.weight)
@@ -210,7 +255,9 @@ def test_stage2_reads_projector_and_tower_from_an_export(stage2, tmp_path):
 
     cfg, model, tok = stage2
     save_hf_folder(model, tok, tmp_path / "export")
-    fresh_cfg = load_config(RECIPES / "tiny_stage2.yaml", ["pretrained_projector=null", "model.tiny.init_seed=7", *SMALL])
+    fresh_cfg = load_config(
+        RECIPES / "tiny_stage2.yaml", ["pretrained_projector=null", "model.tiny.init_seed=7", *SMALL]
+    )
     fresh, _ = build_model(fresh_cfg)
     loaded = load_stage1_parts(fresh, tmp_path / "export")
     assert {n.split(".")[1] for n in loaded} == {"multi_modal_projector", "vision_tower"}

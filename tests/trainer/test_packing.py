@@ -19,29 +19,66 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "train"
 SMALL = ["model.tiny.llm_layers=2", "model.tiny.vision_layers=1"]
 
 CONVERSATIONS = [  # (conversation, has_image): long and short, with and without an image
-    ([{"from": "human", "value": "<image>\nWhat color is the circle?"}, {"from": "gpt", "value": "Red"}], True),
-    ([{"from": "human", "value": "Write a haiku about tar files."},
-      {"from": "gpt", "value": "Headers of ustar,\nblocks of five hundred twelve bytes,\nzeros at the end."}], False),
-    ([{"from": "human", "value": "<image>\nShape?"}, {"from": "gpt", "value": "A square."},
-      {"from": "human", "value": "And its colour?"}, {"from": "gpt", "value": "Blue, mostly."}], True),
+    (
+        [{"from": "human", "value": "<image>\nWhat color is the circle?"}, {"from": "gpt", "value": "Red"}],
+        True,
+    ),
+    (
+        [
+            {"from": "human", "value": "Write a haiku about tar files."},
+            {
+                "from": "gpt",
+                "value": "Headers of ustar,\nblocks of five hundred twelve bytes,\nzeros at the end.",
+            },
+        ],
+        False,
+    ),
+    (
+        [
+            {"from": "human", "value": "<image>\nShape?"},
+            {"from": "gpt", "value": "A square."},
+            {"from": "human", "value": "And its colour?"},
+            {"from": "gpt", "value": "Blue, mostly."},
+        ],
+        True,
+    ),
     ([{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello!"}], False),
-    ([{"from": "human", "value": "<image>\nHow many shapes are there?\nAnswer the question using a single word or phrase."},
-      {"from": "gpt", "value": "3"}], True),
+    (
+        [
+            {
+                "from": "human",
+                "value": "<image>\nHow many shapes are there?\nAnswer the question using a single word or phrase.",
+            },
+            {"from": "gpt", "value": "3"},
+        ],
+        True,
+    ),
 ]
 
 
 @pytest.fixture(scope="module", params=["sdpa", "eager"])
 def model_and_batch(request):
-    cfg = load_config(RECIPES / "tiny_stage2.yaml", ["pretrained_projector=null", "train_vision_tower=true", f"model.attn_implementation={request.param}", *SMALL])
+    cfg = load_config(
+        RECIPES / "tiny_stage2.yaml",
+        [
+            "pretrained_projector=null",
+            "train_vision_tower=true",
+            f"model.attn_implementation={request.param}",
+            *SMALL,
+        ],
+    )
     model, tok = build_model(cfg)
     model.eval()
     g = torch.Generator().manual_seed(0)
     samples = []
     for k, (conv, has_image) in enumerate(CONVERSATIONS):
-        ids, labels = encode(conv, tok, VICUNA_V1, has_image=has_image, max_length=512,
-                             image_seq_length=cfg.image_seq_length).expanded()
+        ids, labels = encode(
+            conv, tok, VICUNA_V1, has_image=has_image, max_length=512, image_seq_length=cfg.image_seq_length
+        ).expanded()
         pixels = torch.randn(3, 112, 112, generator=g) if has_image else None
-        samples.append({"input_ids": ids, "labels": labels, "pixel_values": pixels, "key": f"s{k}", "length": len(ids)})
+        samples.append(
+            {"input_ids": ids, "labels": labels, "pixel_values": pixels, "key": f"s{k}", "length": len(ids)}
+        )
     return model, collate(samples, pad_id=PAD_TOKEN_ID), cfg
 
 
@@ -71,7 +108,9 @@ def test_pack_batch_layout(model_and_batch):
             assert packed["position_ids"][r, at : at + n].tolist() == list(range(n))
             assert packed["labels"][r, at].item() == IGNORE_INDEX  # a sample's first token is never a target
             at += n
-        assert (packed["labels"][r, at:] == IGNORE_INDEX).all() and (packed["input_ids"][r, at:] == PAD_TOKEN_ID).all()
+        assert (packed["labels"][r, at:] == IGNORE_INDEX).all() and (
+            packed["input_ids"][r, at:] == PAD_TOKEN_ID
+        ).all()
     assert packed["pixel_values"].shape == batch["pixel_values"].shape
 
 
@@ -81,10 +120,18 @@ def test_packed_logits_loss_and_gradients_equal_unpacked(model_and_batch):
     packed = pack_batch(batch, max_length=200, pad_id=PAD_TOKEN_ID)
     assert any(len(row) > 1 for row in packed["rows"])  # really packed
     with torch.no_grad():
-        plain = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                      pixel_values=batch["pixel_values"], use_cache=False).logits
-        dense = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"],
-                      pixel_values=packed["pixel_values"], use_cache=False).logits
+        plain = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            pixel_values=batch["pixel_values"],
+            use_cache=False,
+        ).logits
+        dense = model(
+            input_ids=packed["input_ids"],
+            position_ids=packed["position_ids"],
+            pixel_values=packed["pixel_values"],
+            use_cache=False,
+        ).logits
     for r, row in enumerate(packed["rows"]):
         at = 0
         for i in row:
@@ -94,8 +141,14 @@ def test_packed_logits_loss_and_gradients_equal_unpacked(model_and_batch):
 
     def loss_and_grad(b):
         model.zero_grad()
-        loss, n = labelled_loss(model, input_ids=b["input_ids"], labels=b["labels"], pixel_values=b["pixel_values"],
-                                attention_mask=b["attention_mask"], position_ids=b.get("position_ids"))
+        loss, n = labelled_loss(
+            model,
+            input_ids=b["input_ids"],
+            labels=b["labels"],
+            pixel_values=b["pixel_values"],
+            attention_mask=b["attention_mask"],
+            position_ids=b.get("position_ids"),
+        )
         loss.backward()
         grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
         return loss.detach(), n, grads
@@ -106,8 +159,11 @@ def test_packed_logits_loss_and_gradients_equal_unpacked(model_and_batch):
     assert n_u == n_p > 10
     torch.testing.assert_close(loss_p, loss_u, rtol=1e-5, atol=1e-5)
     assert grads_u.keys() == grads_p.keys()
-    for name in ("model.multi_modal_projector.linear_2.weight", "model.language_model.layers.0.self_attn.q_proj.weight",
-                 "model.vision_tower.embeddings.patch_embedding.weight"):
+    for name in (
+        "model.multi_modal_projector.linear_2.weight",
+        "model.language_model.layers.0.self_attn.q_proj.weight",
+        "model.vision_tower.embeddings.patch_embedding.weight",
+    ):
         torch.testing.assert_close(grads_p[name], grads_u[name], rtol=1e-4, atol=1e-6)
 
 
@@ -120,7 +176,17 @@ def test_a_changed_sample_leaves_its_row_neighbours_alone(model_and_batch):
     other["input_ids"] = packed["input_ids"].clone()
     other["input_ids"][0, 1:5] = torch.tensor([450, 451, 452, 453])  # edit the first sample's text
     with torch.no_grad():
-        a = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"], pixel_values=packed["pixel_values"], use_cache=False).logits
-        b = model(input_ids=other["input_ids"], position_ids=other["position_ids"], pixel_values=other["pixel_values"], use_cache=False).logits
+        a = model(
+            input_ids=packed["input_ids"],
+            position_ids=packed["position_ids"],
+            pixel_values=packed["pixel_values"],
+            use_cache=False,
+        ).logits
+        b = model(
+            input_ids=other["input_ids"],
+            position_ids=other["position_ids"],
+            pixel_values=other["pixel_values"],
+            use_cache=False,
+        ).logits
     assert not torch.allclose(a[0, :first], b[0, :first])
     torch.testing.assert_close(a[0, first:], b[0, first:], rtol=0, atol=0)

@@ -28,7 +28,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _model_config(published: dict, suffix: str = "") -> ModelConfig:
-    return ModelConfig(llm=str(published["llm" + suffix]), vision_tower=str(published["vision_tower" + suffix]), image_size=56)
+    return ModelConfig(
+        llm=str(published["llm" + suffix]),
+        vision_tower=str(published["vision_tower" + suffix]),
+        image_size=56,
+    )
 
 
 def test_folders_have_the_published_layout(published_models):
@@ -43,15 +47,25 @@ def test_folders_have_the_published_layout(published_models):
     assert config["architectures"] == ["LlamaForCausalLM"] and config["torch_dtype"] == "float16"
     assert config["pad_token_id"] == 0 and config["vocab_size"] == 32000
     index = json.loads((llm / "pytorch_model.bin.index.json").read_text())
-    assert set(index["weight_map"].values()) == {"pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"}
+    assert set(index["weight_map"].values()) == {
+        "pytorch_model-00001-of-00002.bin",
+        "pytorch_model-00002-of-00002.bin",
+    }
     assert any(k.endswith("rotary_emb.inv_freq") for k in index["weight_map"])  # old buffers, to be skipped
     tok = json.loads((llm / "tokenizer_config.json").read_text())
-    assert tok["tokenizer_class"] == "LlamaTokenizer" and "legacy" in tok and not (llm / "tokenizer.json").exists()
+    assert (
+        tok["tokenizer_class"] == "LlamaTokenizer"
+        and "legacy" in tok
+        and not (llm / "tokenizer.json").exists()
+    )
     clip = published_models["vision_tower"]
     assert json.loads((clip / "config.json").read_text())["architectures"] == ["CLIPModel"]
     state = torch.load(clip / "pytorch_model.bin", weights_only=True)
     assert any(k.startswith("text_model.") for k in state) and "logit_scale" in state
-    assert json.loads((clip / "preprocessor_config.json").read_text())["feature_extractor_type"] == "CLIPFeatureExtractor"
+    assert (
+        json.loads((clip / "preprocessor_config.json").read_text())["feature_extractor_type"]
+        == "CLIPFeatureExtractor"
+    )
 
 
 @pytest.mark.parametrize("suffix", ["", "_st"], ids=["bin", "safetensors"])
@@ -70,8 +84,10 @@ def test_build_model_loads_the_published_folders(published_models, suffix):
     for name, p in llm.model.named_parameters():
         if name != "embed_tokens.weight":
             assert torch.equal(p, model.model.language_model.get_parameter(name)), name
-    for mine, theirs in ((model.get_input_embeddings().weight, llm.model.embed_tokens.weight),
-                         (model.lm_head.weight, llm.lm_head.weight)):
+    for mine, theirs in (
+        (model.get_input_embeddings().weight, llm.model.embed_tokens.weight),
+        (model.lm_head.weight, llm.lm_head.weight),
+    ):
         assert mine.shape == (32064, 64)
         assert torch.equal(mine[:32000], theirs)
         assert torch.allclose(mine[32000:], theirs.mean(0).expand(64, -1), atol=1e-6)  # new rows: the mean
@@ -115,8 +131,21 @@ def test_make_stage1_stage2_export_on_the_published_folders(published_models, ev
             "data.shuffle_buffer=16",
         )
     )
-    cmd = [make, "-C", str(REPO), "-o", f"{venv}/.installed", "stage1", "stage2", "MODEL=7b", f"VENV={venv}",
-           f"MIX1={every_source_mix}", f"MIX={every_source_mix}", f"OUT={out}", f"ARGS={args}"]
+    cmd = [
+        make,
+        "-C",
+        str(REPO),
+        "-o",
+        f"{venv}/.installed",
+        "stage1",
+        "stage2",
+        "MODEL=7b",
+        f"VENV={venv}",
+        f"MIX1={every_source_mix}",
+        f"MIX={every_source_mix}",
+        f"OUT={out}",
+        f"ARGS={args}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
@@ -129,8 +158,12 @@ def test_make_stage1_stage2_export_on_the_published_folders(published_models, ev
         assert [r["step"] for r in rows] == [1, 2, 3] and all(10.0 < r["loss"] < 11.5 for r in rows), rows
     from safetensors import safe_open
 
-    with safe_open(str(stage1 / "stage1.safetensors"), framework="pt") as f:  # stage 1 trains the projector only
-        assert sorted(f.keys()) == [f"model.multi_modal_projector.linear_{i}.{w}" for i in (1, 2) for w in ("bias", "weight")]
+    with safe_open(
+        str(stage1 / "stage1.safetensors"), framework="pt"
+    ) as f:  # stage 1 trains the projector only
+        assert sorted(f.keys()) == [
+            f"model.multi_modal_projector.linear_{i}.{w}" for i in (1, 2) for w in ("bias", "weight")
+        ]
     partition = json.loads((stage2 / "partition.json").read_text())
     assert partition["zero_stage"] == 3 and partition["world_size"] == 1
 
@@ -160,16 +193,29 @@ def test_make_hostfile_launches_through_deepspeed(tmp_path):
     hostfile.write_text("node1 slots=8\nnode2 slots=8\n")
 
     def dry(*extra: str) -> list[str]:
-        proc = subprocess.run([make, "-n", "-C", str(REPO), "-o", ".venv/.installed", "stage1", "stage2",
-                               "MODEL=7b", *extra], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [make, "-n", "-C", str(REPO), "-o", ".venv/.installed", "stage1", "stage2", "MODEL=7b", *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 0, proc.stderr
         return [line for line in proc.stdout.splitlines() if " train --config " in line or " export " in line]
 
     lines = dry(f"HOSTFILE={hostfile}", "NGPUS=8")
     assert len(lines) == 3
     for line in lines[:2]:
-        assert f"bin/deepspeed --hostfile {hostfile} --num_gpus 8 " in line and "--module trainer train" in line
+        assert (
+            f"bin/deepspeed --hostfile {hostfile} --num_gpus 8 " in line and "--module trainer train" in line
+        )
     assert "-m trainer export" in lines[2]
-    no_ssh = dry(f"HOSTFILE={hostfile}", "NGPUS=8", "LAUNCHER_ARGS=--no_ssh --node_rank 1 --master_addr node1", "EXPORT=0")
-    assert len(no_ssh) == 2 and all("--no_ssh --node_rank 1 --master_addr node1 --module trainer" in x for x in no_ssh)
+    no_ssh = dry(
+        f"HOSTFILE={hostfile}",
+        "NGPUS=8",
+        "LAUNCHER_ARGS=--no_ssh --node_rank 1 --master_addr node1",
+        "EXPORT=0",
+    )
+    assert len(no_ssh) == 2 and all(
+        "--no_ssh --node_rank 1 --master_addr node1 --module trainer" in x for x in no_ssh
+    )
     assert "-m trainer train" in dry()[0]  # one GPU, no hostfile: a plain process

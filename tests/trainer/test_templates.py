@@ -50,7 +50,10 @@ MULTI_TURN = conv(
     "Is it big?\nAnswer briefly.",
     "No, it is small; about 20 px.",
 )
-TEXT_ONLY = conv("Write a haiku about the sea.", "Waves fold into foam\nthe tide keeps its old promise\nsalt on the cold wind")
+TEXT_ONLY = conv(
+    "Write a haiku about the sea.",
+    "Waves fold into foam\nthe tide keeps its old promise\nsalt on the cold wind",
+)
 UNICODE = conv(
     "<image>\nКакого цвета круг? 🦙",
     "Красный. Äpfel, 我想在apple工作, Cửa Việt, ✅ 😶‍🌫️",
@@ -94,7 +97,11 @@ def trained_spans(enc):
 def test_bundled_vocab_matches_llama_cpp_reference(tok):
     meta = read_gguf_metadata(BUNDLED_VOCAB)
     assert len(meta["tokenizer.ggml.tokens"]) == 32000
-    inputs = (REF_DIR / "ggml-vocab-llama-spm.gguf.inp").read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n")
+    inputs = (
+        (REF_DIR / "ggml-vocab-llama-spm.gguf.inp")
+        .read_text(encoding="utf-8")
+        .split("\n__ggml_vocab_test__\n")
+    )
     outputs = (REF_DIR / "ggml-vocab-llama-spm.gguf.out").read_text(encoding="utf-8").split("\n")
     assert len(inputs) >= 40
     for text, ref in zip(inputs, outputs, strict=True):
@@ -162,10 +169,18 @@ def test_special_strings_in_data_are_text(tok):
 
 def test_image_placement_like_llava(tok):
     enc = encode(INSTRUCT_IMAGE_LAST, tok, VICUNA_V1, has_image=True, max_length=4096)
-    assert render(INSTRUCT_IMAGE_LAST, VICUNA_V1).endswith("USER: <image>\nDescribe the image in detail. ASSISTANT: It shows a circle.</s>")
+    assert render(INSTRUCT_IMAGE_LAST, VICUNA_V1).endswith(
+        "USER: <image>\nDescribe the image in detail. ASSISTANT: It shows a circle.</s>"
+    )
     pos = enc.input_ids.index(IMAGE_TOKEN_ID)
     # "USER: " then the image then "\n" (the original LLaVA tokenization: '▁' <image> '▁' '<0x0A>')
-    assert tok.convert_ids_to_tokens(list(enc.input_ids[pos - 2 : pos + 3])) == [":", "▁", "<image>", "▁", "<0x0A>"]
+    assert tok.convert_ids_to_tokens(list(enc.input_ids[pos - 2 : pos + 3])) == [
+        ":",
+        "▁",
+        "<image>",
+        "▁",
+        "<0x0A>",
+    ]
     # text-only: <image> inside the text is text
     t = encode(conv("what is <image>?", "a tag"), tok, VICUNA_V1, has_image=False, max_length=4096)
     assert IMAGE_TOKEN_ID not in t.input_ids
@@ -179,7 +194,9 @@ def test_plain_template(tok):
     assert all(lab != IGNORE_INDEX for lab in enc.labels[2:])
     assert tok.decode(list(enc.input_ids[2:])) == "A red circle </s> on white.\n"
     assert render(c, PLAIN) == "<image>A red circle </s> on white.\n"
-    whole = [1, IMAGE_TOKEN_ID] + tok("A red circle </s> on white.\n", add_special_tokens=False, split_special_tokens=True).input_ids
+    whole = [1, IMAGE_TOKEN_ID] + tok(
+        "A red circle </s> on white.\n", add_special_tokens=False, split_special_tokens=True
+    ).input_ids
     assert list(enc.input_ids) == whole
     with pytest.raises(EncodeError) as err:
         encode(MULTI_TURN, tok, PLAIN, has_image=True, max_length=2048)
@@ -234,7 +251,10 @@ def test_render_generation_prompt_and_templates():
         get_template("chatml")
     s = render(conv("<image>\nWhat color is the circle?"), VICUNA_V1)
     assert s == VICUNA_V1.system + " USER: <image>\nWhat color is the circle? ASSISTANT:"
-    assert render(conv("q1", "a1", "q2", "a2"), "vicuna_v1") == VICUNA_V1.system + " USER: q1 ASSISTANT: a1</s>USER: q2 ASSISTANT: a2</s>"
+    assert (
+        render(conv("q1", "a1", "q2", "a2"), "vicuna_v1")
+        == VICUNA_V1.system + " USER: q1 ASSISTANT: a1</s>USER: q2 ASSISTANT: a2</s>"
+    )
 
 
 def test_stats(tok):
@@ -258,7 +278,21 @@ def test_tokens_cli(tmp_path: Path, tok, capsys):
     src = tmp_path / "in.json"
     src.write_text(json.dumps(records))
     out = tmp_path / "out.jsonl"
-    rc = main(["tokens", "--template", "vicuna_v1", "--tokenizer", str(BUNDLED_VOCAB), "--input", str(src), "--out", str(out), "--show", "1"])
+    rc = main(
+        [
+            "tokens",
+            "--template",
+            "vicuna_v1",
+            "--tokenizer",
+            str(BUNDLED_VOCAB),
+            "--input",
+            str(src),
+            "--out",
+            str(out),
+            "--show",
+            "1",
+        ]
+    )
     assert rc == 0
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == ["a", "b"]
@@ -275,8 +309,14 @@ def test_tokens_cli(tmp_path: Path, tok, capsys):
 @pytest.mark.parametrize(
     ("question", "normalized"),
     [
-        ("What are the colors of the bus in the image?\n<image>", "<image>\nWhat are the colors of the bus in the image?"),
-        ("<image>\nWhat are the colors of the bus in the image?", "<image>\nWhat are the colors of the bus in the image?"),
+        (
+            "What are the colors of the bus in the image?\n<image>",
+            "<image>\nWhat are the colors of the bus in the image?",
+        ),
+        (
+            "<image>\nWhat are the colors of the bus in the image?",
+            "<image>\nWhat are the colors of the bus in the image?",
+        ),
         ("Describe the image in detail. <image>", "<image>\nDescribe the image in detail."),
         ("  Who wrote <image> this book?  ", "<image>\nWho wrote  this book?"),  # inner spaces kept, as LLaVA
         ("<image>", "<image>"),  # LLaVA strips the whole turn: no "\n" when nothing follows
@@ -295,14 +335,27 @@ def test_image_normalised_as_llava(tok, question, normalized):
     # text-only samples: untouched, <image> is text
     t = encode(c, tok, VICUNA_V1, has_image=False, max_length=4096)
     assert IMAGE_TOKEN_ID not in t.input_ids
-    assert render(c, VICUNA_V1, has_image=False) == VICUNA_V1.system + f" USER: {question} ASSISTANT: An answer.</s>"
+    assert (
+        render(c, VICUNA_V1, has_image=False)
+        == VICUNA_V1.system + f" USER: {question} ASSISTANT: An answer.</s>"
+    )
 
 
 def test_image_at_end_and_at_front_train_the_same_tokens(tok):
     """A mix that kept `<image>` where llava_instruct_150k.json has it and one that moved it to the
     front give the model the same sequence (issue 16)."""
-    end = conv("What is unusual about this image?\n<image>", "A man irons clothes on the back of a taxi.", "Why?", "For fun.")
-    front = conv("<image>\nWhat is unusual about this image?", "A man irons clothes on the back of a taxi.", "Why?", "For fun.")
+    end = conv(
+        "What is unusual about this image?\n<image>",
+        "A man irons clothes on the back of a taxi.",
+        "Why?",
+        "For fun.",
+    )
+    front = conv(
+        "<image>\nWhat is unusual about this image?",
+        "A man irons clothes on the back of a taxi.",
+        "Why?",
+        "For fun.",
+    )
     a = encode(end, tok, VICUNA_V1, has_image=True, max_length=4096)
     b = encode(front, tok, VICUNA_V1, has_image=True, max_length=4096)
     assert a.input_ids == b.input_ids and a.labels == b.labels
@@ -390,7 +443,13 @@ def test_golden_token_after_eos_follows_legacy(golden):
     ids = llava_ids(row)
     after = [ids[i + 1] for i, x in enumerate(ids[:-1]) if x == EOS_TOKEN_ID]
     assert after == [3148 if legacy else 3308]
-    enc = encode(LLAVA_RECORDS["text_only_multi_round"]["conversations"], tok_, VICUNA_V1, has_image=False, max_length=4096)
+    enc = encode(
+        LLAVA_RECORDS["text_only_multi_round"]["conversations"],
+        tok_,
+        VICUNA_V1,
+        has_image=False,
+        max_length=4096,
+    )
     assert [enc.input_ids[i + 1] for i, x in enumerate(enc.input_ids[:-1]) if x == EOS_TOKEN_ID] == after
 
 
@@ -408,7 +467,9 @@ def test_golden_special_strings_llava_drops_we_train(golden):
         n_answers = len(answers(rec["conversations"]))
         assert enc.input_ids.count(EOS_TOKEN_ID) == n_answers and enc.input_ids.count(1) == 1
         spans = trained_spans(enc)
-        assert [tok_.decode(s, skip_special_tokens=False) for s in spans] == [a + "</s>" for a in answers(rec["conversations"])]
+        assert [tok_.decode(s, skip_special_tokens=False) for s in spans] == [
+            a + "</s>" for a in answers(rec["conversations"])
+        ]
 
 
 def test_golden_tokens_cli_on_vicuna_folder(golden, tmp_path):
@@ -417,13 +478,29 @@ def test_golden_tokens_cli_on_vicuna_folder(golden, tmp_path):
 
     _, folder, _, doc = golden
     out = tmp_path / "out.jsonl"
-    rc = main(["tokens", "--template", "vicuna_v1", "--tokenizer", str(folder), "--input", str(GOLDEN / "records.json"), "--out", str(out), "--max-length", "4096"])
+    rc = main(
+        [
+            "tokens",
+            "--template",
+            "vicuna_v1",
+            "--tokenizer",
+            str(folder),
+            "--input",
+            str(GOLDEN / "records.json"),
+            "--out",
+            str(out),
+            "--max-length",
+            "4096",
+        ]
+    )
     assert rc == 0
     rows = {r["id"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
     assert set(rows) == set(LLAVA_RECORDS)
     for g in doc["records"]:
         if not has_special_strings(LLAVA_RECORDS[g["id"]]):
-            assert rows[g["id"]]["input_ids"] == llava_ids(g) and rows[g["id"]]["labels"] == g["labels"], g["id"]
+            assert rows[g["id"]]["input_ids"] == llava_ids(g) and rows[g["id"]]["labels"] == g["labels"], g[
+                "id"
+            ]
 
 
 def test_golden_default_tokenizer_is_legacy(tok):
@@ -439,7 +516,11 @@ def test_golden_default_tokenizer_is_legacy(tok):
 
 def test_tokenizer_model_folder_matches_llama_cpp_reference(golden):
     _, _, tok_, _ = golden
-    inputs = (REF_DIR / "ggml-vocab-llama-spm.gguf.inp").read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n")
+    inputs = (
+        (REF_DIR / "ggml-vocab-llama-spm.gguf.inp")
+        .read_text(encoding="utf-8")
+        .split("\n__ggml_vocab_test__\n")
+    )
     outputs = (REF_DIR / "ggml-vocab-llama-spm.gguf.out").read_text(encoding="utf-8").split("\n")
     for text, ref in zip(inputs, outputs, strict=True):
         assert tok_(text, add_special_tokens=False).input_ids == [int(x) for x in ref.split()], repr(text)

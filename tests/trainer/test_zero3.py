@@ -59,8 +59,14 @@ def test_zero3_build_equals_the_plain_build(published_models, tmp_path):
         port = str(sock.getsockname()[1])
     folders = [str(published_models[k]) for k in ("llm", "vision_tower", "llm_st", "vision_tower_st")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, "-c", BUILD, port, *folders, str(CONFIG)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", BUILD, port, *folders, str(CONFIG)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     assert proc.stdout.count("equal ") == 2, proc.stdout
 
@@ -71,22 +77,48 @@ def _projector_file(folder: Path) -> Path:
     from safetensors.torch import save_file
 
     gen = torch.Generator().manual_seed(7)
-    shapes = {"linear_1.weight": (64, 32), "linear_1.bias": (64,), "linear_2.weight": (64, 64), "linear_2.bias": (64,)}
+    shapes = {
+        "linear_1.weight": (64, 32),
+        "linear_1.bias": (64,),
+        "linear_2.weight": (64, 64),
+        "linear_2.bias": (64,),
+    }
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({f"model.multi_modal_projector.{k}": torch.randn(*v, generator=gen) * 0.1 for k, v in shapes.items()},
-              str(folder / "stage1.safetensors"))
+    save_file(
+        {f"model.multi_modal_projector.{k}": torch.randn(*v, generator=gen) * 0.1 for k, v in shapes.items()},
+        str(folder / "stage1.safetensors"),
+    )
     return folder
 
 
 def _train_two_ranks(published: dict, mix: Path, out: Path, zero: int, projector: Path) -> Path:
     sets = (
-        f"model.llm={published['llm']}", f"model.vision_tower={published['vision_tower']}", "model.image_size=56",
-        f"data.mix={mix}", f"output_dir={out}", f"pretrained_projector={projector}", f"zero_stage={zero}",
-        "global_batch_size=4", "per_device_batch_size=2", "max_steps=3", "data.num_workers=0",
+        f"model.llm={published['llm']}",
+        f"model.vision_tower={published['vision_tower']}",
+        "model.image_size=56",
+        f"data.mix={mix}",
+        f"output_dir={out}",
+        f"pretrained_projector={projector}",
+        f"zero_stage={zero}",
+        "global_batch_size=4",
+        "per_device_batch_size=2",
+        "max_steps=3",
+        "data.num_workers=0",
         "data.shuffle_buffer=16",
     )
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "trainer", "train", "--config", str(CONFIG), *[x for s in sets for x in ("--set", s)]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "trainer",
+        "train",
+        "--config",
+        str(CONFIG),
+        *[x for s in sets for x in ("--set", s)],
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
@@ -95,7 +127,9 @@ def _train_two_ranks(published: dict, mix: Path, out: Path, zero: int, projector
 
 @pytest.mark.slow  # two 2-rank runs, about 70 s on 2 cores (make test-all)
 def test_zero3_loads_partitioned_and_matches_a_whole_load(published_models, every_source_mix, tmp_path):
-    projector = _projector_file(tmp_path / "stage1")  # stage 1's projector, written into the partitions by rank 0
+    projector = _projector_file(
+        tmp_path / "stage1"
+    )  # stage 1's projector, written into the partitions by rank 0
     z3 = _train_two_ranks(published_models, every_source_mix, tmp_path / "z3", 3, projector)
     z2 = _train_two_ranks(published_models, every_source_mix, tmp_path / "z2", 2, projector)
 
@@ -107,9 +141,11 @@ def test_zero3_loads_partitioned_and_matches_a_whole_load(published_models, ever
     held = p3["held_elements_per_rank"]
     # ZeRO-3: each rank holds its half (each tensor's partition is padded to an even split)
     assert all(full / 2 <= h < full / 2 + 1000 for h in held), (held, full)
-    print(f"\nparameters after loading, {full:,} in the model: ZeRO-3 ranks hold {held}, ZeRO-2 ranks hold "
-          f"{p2['held_elements_per_rank']}; peak host MiB ZeRO-3 {p3['peak_host_mib_per_rank']}, "
-          f"ZeRO-2 {p2['peak_host_mib_per_rank']}")
+    print(
+        f"\nparameters after loading, {full:,} in the model: ZeRO-3 ranks hold {held}, ZeRO-2 ranks hold "
+        f"{p2['held_elements_per_rank']}; peak host MiB ZeRO-3 {p3['peak_host_mib_per_rank']}, "
+        f"ZeRO-2 {p2['peak_host_mib_per_rank']}"
+    )
 
     def losses(out: Path) -> list[float]:
         return [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines()]
