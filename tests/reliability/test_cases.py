@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from datamix.cli import app
+
 from .helpers import (
     TEXT_TURNS,
     TURNS,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from datamix.proc import KILL_ENV
+
 from .helpers import recipe
 
 REPO = Path(__file__).resolve().parents[2]
