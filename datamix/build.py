@@ -150,19 +150,17 @@ def _build_locked(
         **({"excluded": excluded} if excluded is not None else {}),
     }
     shards = recipe.shards
-    result = write_mix(
-        target,
-        recipe.name,
-        mix.samples,
-        layout.images,
-        summary=summary,
+    # the same shard settings for the mix and its held-out part
+    settings: dict[str, Any] = dict(
         max_samples=shards.max_samples or 10_000,
         max_bytes=shards.max_bytes,
         jobs=jobs,
         tokenizer=tokenizer,
         presize=shards.presize,
         force=force,
-        on_shard=on_shard,
+    )
+    result = write_mix(
+        target, recipe.name, mix.samples, layout.images, summary=summary, on_shard=on_shard, **settings
     )
     if mix.eval_samples:
         eval_summary = {
@@ -177,12 +175,7 @@ def _build_locked(
             mix.eval_samples,
             layout.images,
             summary=eval_summary,
-            max_samples=shards.max_samples or 10_000,
-            max_bytes=shards.max_bytes,
-            jobs=jobs,
-            tokenizer=tokenizer,
-            presize=shards.presize,
-            force=force,
+            **settings,
         )
     result["out"] = str(target)
     return result

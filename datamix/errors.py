@@ -109,11 +109,11 @@ def cli_errors(prog: str, *, verbose: bool = False, stream: Any = None) -> Itera
     except SystemExit:
         raise
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=out)
+        out.write(f"{prog}: interrupted\n")
         raise SystemExit(130) from None
     except BaseException as err:  # noqa: BLE001 - the one place that turns errors into exit codes
         code, line = describe(err)
         if verbose:
             traceback.print_exc(file=out)
-        print(f"{prog}: {line}", file=out)
+        out.write(f"{prog}: {line}\n")
         raise SystemExit(code) from None

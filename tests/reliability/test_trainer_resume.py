@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from train_helpers import train_args
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "recipes" / "train" / "tiny_stage2.yaml"
@@ -181,35 +182,7 @@ def mix(tmp_path_factory) -> Path:
 
 
 def _train(mix: Path, out: Path, *extra: str, kill: str | None = None) -> subprocess.CompletedProcess:
-    args = [
-        "--config",
-        str(CONFIG),
-        "--set",
-        f"data.mix={mix}",
-        "--set",
-        f"output_dir={out}",
-        "--set",
-        "pretrained_projector=null",
-        "--set",
-        "global_batch_size=4",
-        "--set",
-        "per_device_batch_size=4",
-        "--set",
-        "max_length=320",
-        "--set",
-        "logging_steps=1",
-        "--set",
-        "learning_rate=0.002",
-        "--set",
-        "data.shuffle_buffer=16",
-        "--set",
-        "model.tiny.llm_layers=1",
-        "--set",
-        "max_steps=4",
-        "--set",
-        "save_steps=2",
-        *extra,
-    ]
+    args = [*train_args(mix, out, "max_steps=4", "save_steps=2"), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     env.pop("DATAMIX_TEST_KILL_AT", None)
     if kill:

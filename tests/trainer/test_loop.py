@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from train_helpers import train_args
 
 pytest.importorskip("deepspeed")
 
@@ -32,32 +33,7 @@ def mix(every_source_mix) -> Path:
 def _train(
     mix: Path, out: Path, *extra: str, sets: tuple[str, ...] = (), check: bool = True, torchrun: int = 0
 ):
-    args = [
-        "--config",
-        str(CONFIG),
-        "--set",
-        f"data.mix={mix}",
-        "--set",
-        f"output_dir={out}",
-        "--set",
-        "pretrained_projector=null",
-        "--set",
-        "global_batch_size=4",
-        "--set",
-        "per_device_batch_size=4",
-        "--set",
-        "max_length=320",
-        "--set",
-        "logging_steps=1",
-        "--set",
-        "learning_rate=0.002",
-        "--set",
-        "data.shuffle_buffer=16",
-        "--set",
-        "model.tiny.llm_layers=1",
-        *[x for s in sets for x in ("--set", s)],
-        *extra,
-    ]
+    args = [*train_args(mix, out, *sets), *extra]
     if torchrun:
         cmd = [
             sys.executable,
