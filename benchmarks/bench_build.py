@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
-from results import merge_results
+from results import report
 
 from datamix.schema import Sample
 from datamix.shards import write_mix
@@ -145,12 +145,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         n_images = args.images or int(args.samples / 2.3)
         results = run(Path(tmp), args.samples, n_images, args.jobs)
-    for r in results:
-        print(
-            f"{r['name']:<24} {r['value']:>10} {r['unit']:<10} baseline {r['baseline']} (x{r['ratio']})  {r['notes']}"
-        )
-    if args.out:
-        merge_results(args.out, results)
+    report(results, args.out, name_width=24, unit_width=10)
 
 
 if __name__ == "__main__":

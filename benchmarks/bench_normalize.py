@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from results import merge_results
+from results import report
 
 from datamix.sources import gqa, vqav2
 from datamix.synth import synth_volume
@@ -95,12 +95,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or Path(tmp)
         results = run(work, args.scale)
-    for r in results:
-        print(
-            f"{r['name']:<32} {r['value']:>10} {r['unit']:<4} baseline {r['baseline']} (x{r['ratio']})  {r['notes']}"
-        )
-    if args.out:
-        merge_results(args.out, results)
+    report(results, args.out, name_width=32, unit_width=4)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,15 @@ from collections.abc import Iterator
 from os import PathLike
 from typing import Any
 
-__all__ = ["EXIT_BUG", "DataError", "DatamixError", "UsageError", "cli_errors", "describe"]
+__all__ = [
+    "EXIT_BUG",
+    "DataError",
+    "DatamixError",
+    "LocatedDataError",
+    "UsageError",
+    "cli_errors",
+    "describe",
+]
 
 EXIT_BUG = 3
 
@@ -66,6 +74,20 @@ class DataError(DatamixError):
     """The data has problems (exit 1)."""
 
     exit_code = 1
+
+
+class LocatedDataError(DataError):
+    """A `DataError` raised as `(path, message, at)`: reads `<path>: <message>`, or
+    `<path>: <unit> <at>: <message>` when `at` is known; keeps `path` and the bare `message`."""
+
+    unit = "record"  # what `at` counts, in the text
+    path: str  # always set (DatamixError's is optional)
+
+    def __init__(self, path: str | PathLike[str], message: str, at: int | None = None):
+        where = f"{path}" if at is None else f"{path}: {self.unit} {at}"
+        super().__init__(f"{where}: {message}")
+        self.path = str(path)
+        self.message = message
 
 
 class UsageError(DatamixError):

@@ -21,6 +21,18 @@ class InspectError(UsageError):
     """The mix cannot be inspected (not a mix folder, unreadable manifest): exit 2."""
 
 
+def manifest_frame(path: Path, error: type[UsageError]) -> pl.DataFrame:
+    """The manifest of a mix (its folder or its manifest file) as a frame; one that cannot be read
+    raises `error` with `MixIOError`'s message."""
+    try:
+        with MixReader(path) as reader:
+            df = pl.from_arrow(reader.read_manifest())
+    except MixIOError as e:
+        raise error(str(e)) from None
+    assert isinstance(df, pl.DataFrame)  # a table gives a frame
+    return df
+
+
 def _locate(path: Path) -> tuple[Path, Path | None]:
     mix_dir, manifest = locate_manifest(path)
     if not manifest.is_file():
@@ -33,12 +45,7 @@ def inspect_mix(path: str | Path) -> dict[str, Any]:
     """Summaries as plain data: `sources` (one row per source), `total`, `text_only_share`,
     `turns` and `lengths` (quantiles of n_turns / n_text_chars / n_tokens per source)."""
     manifest, summary_path = _locate(Path(path))
-    try:
-        with MixReader(manifest) as reader:
-            df = pl.from_arrow(reader.read_manifest())
-    except MixIOError as e:
-        raise InspectError(str(e)) from None
-    assert isinstance(df, pl.DataFrame)  # a table gives a frame
+    df = manifest_frame(manifest, InspectError)
     expected: dict[str, Any] = {}
     if summary_path is not None:
         try:

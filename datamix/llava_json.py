@@ -33,7 +33,7 @@ from typing import Any
 
 import msgspec
 
-from datamix.errors import DataError
+from datamix.errors import LocatedDataError
 from datamix.fileio import BadRecord, atomic_path, decode_each
 from datamix.formats import (
     CAPTION_PROMPT,
@@ -70,15 +70,12 @@ SOURCES = SOURCE_NAMES  # the registry's names (datamix.sources)
 UNKNOWN = "unknown"
 
 
-class LlavaJsonError(DataError):
+class LlavaJsonError(LocatedDataError):
     """A LLaVA-format file (or a mix to export) that cannot be read; names the file and the record."""
 
     def __init__(self, path: Path | str, message: str, index: int | None = None):
-        where = f"{path}" if index is None else f"{path}: record {index}"
-        super().__init__(f"{where}: {message}")
-        self.path = str(path)
+        super().__init__(path, message, index)
         self.index = index
-        self.message = message
 
 
 # --- reading --------------------------------------------------------------------------------------------

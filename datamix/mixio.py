@@ -49,7 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from datamix.errors import DataError
+from datamix.errors import LocatedDataError
 from datamix.fileio import atomic_path
 from datamix.schema import (
     IMAGE_EXT,
@@ -71,17 +71,14 @@ PARTS = ".parts"
 _TMP = re.compile(r"\.tmp-\d+$")  # `atomic_path`'s temporary names
 
 
-class MixIOError(DataError):
+class MixIOError(LocatedDataError):
     """A mix that cannot be read or written: names the file (manifest, shard) and, when known, the
     manifest row."""
 
-    path: str  # always set (DatamixError's is optional)
+    unit = "row"
 
     def __init__(self, path: Path | str, message: str, row: int | None = None):
-        where = f"{path}" if row is None else f"{path}: row {row}"
-        super().__init__(f"{where}: {message}")
-        self.path = str(path)
-        self.message = message
+        super().__init__(path, message, row)
         self.row = row
 
 

@@ -52,6 +52,7 @@ from datamix.errors import UsageError
 from datamix.fileio import atomic_path
 from datamix.formats import IMAGE_TOKEN, KNOWN_PROMPTS, derive_seed
 from datamix.imaging import PAD_COLOR, ImageError, decode, expand2square
+from datamix.inspect import manifest_frame
 from datamix.lint import UNREADABLE, LintInputError, lint_path
 from datamix.llava_json import REGION_REC, REGION_REG, SOURCES
 from datamix.mixio import MixIOError, MixReader
@@ -227,12 +228,7 @@ def _load(mix_dir: Path) -> tuple[pl.DataFrame, dict[str, Any]]:
     manifest = mix_dir / "manifest.parquet"
     if not manifest.is_file():
         raise ReportError(f"{mix_dir}: no manifest.parquet (is it a built mix?)")
-    try:
-        with MixReader(mix_dir) as reader:
-            df = pl.from_arrow(reader.read_manifest())
-    except MixIOError as e:
-        raise ReportError(str(e)) from None
-    assert isinstance(df, pl.DataFrame)  # a table gives a frame
+    df = manifest_frame(mix_dir, ReportError)
     missing = {"key", "source", "image", "n_turns", "shard"} - set(df.columns)
     if missing:
         raise ReportError(f"{manifest}: manifest lacks column(s) {sorted(missing)}")

@@ -108,16 +108,8 @@ class Tokens:
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
+        from trainer import templates as tpl
         from trainer.config import MissingInput, looks_local
-        from trainer.templates import (
-            EncodeError,
-            EncodeFailure,
-            EncodeStats,
-            encode,
-            get_template,
-            is_legacy,
-            load_tokenizer,
-        )
 
         if args.tokenizer and looks_local(args.tokenizer) and not Path(args.tokenizer).expanduser().exists():
             raise MissingInput("--tokenizer: no such file or folder", path=args.tokenizer)
@@ -137,12 +129,12 @@ class Tokens:
             raise DataError(
                 f"expected a JSON list of LLaVA records, got a {type(records).__name__}", path=args.input
             )
-        tokenizer = load_tokenizer(args.tokenizer, add_llava_tokens=True)
+        tokenizer = tpl.load_tokenizer(args.tokenizer, add_llava_tokens=True)
         print(
-            f"tokenizer: {args.tokenizer or 'bundled LLaMA vocabulary'} (legacy: {str(is_legacy(tokenizer)).lower()})"
+            f"tokenizer: {args.tokenizer or 'bundled LLaMA vocabulary'} (legacy: {str(tpl.is_legacy(tokenizer)).lower()})"
         )
-        template = get_template(args.template)
-        stats = EncodeStats()
+        template = tpl.get_template(args.template)
+        stats = tpl.EncodeStats()
         shown = 0
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(args.out.suffix + ".tmp")
@@ -151,8 +143,10 @@ class Tokens:
                 rid = str(rec.get("id", i)) if isinstance(rec, dict) else str(i)
                 try:
                     if not isinstance(rec, dict) or not isinstance(rec.get("conversations"), list):
-                        raise EncodeError(EncodeFailure.BAD_ROLES, "not a record with a `conversations` list")
-                    enc = encode(
+                        raise tpl.EncodeError(
+                            tpl.EncodeFailure.BAD_ROLES, "not a record with a `conversations` list"
+                        )
+                    enc = tpl.encode(
                         rec["conversations"],
                         tokenizer,
                         template,
@@ -160,7 +154,7 @@ class Tokens:
                         max_length=args.max_length,
                         image_seq_length=args.image_seq_length,
                     )
-                except EncodeError as err:
+                except tpl.EncodeError as err:
                     stats.fail(err)
                     print(f"skipped {rid}: {err}")
                     continue

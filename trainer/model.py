@@ -519,14 +519,14 @@ def held_numel(p: torch.Tensor) -> int:
     return int(p.ds_tensor.numel()) if hasattr(p, "ds_tensor") else p.numel()
 
 
+_PARTS = {"projector": (PROJECTOR_PREFIX,), "vision_tower": (VISION_PREFIX,), "llm": LLM_PREFIXES}
+
+
 def _part(name: str) -> str:
-    if name.startswith(PROJECTOR_PREFIX):
-        return "projector"
-    if name.startswith(VISION_PREFIX):
-        return "vision_tower"
-    if name.startswith(LLM_PREFIXES):
-        return "llm"
-    raise ValueError(f"parameter {name!r} belongs to no known part")
+    part = next((part for part, prefixes in _PARTS.items() if name.startswith(prefixes)), None)
+    if part is None:
+        raise ValueError(f"parameter {name!r} belongs to no known part")
+    return part
 
 
 def parameter_groups(model: Any, cfg: TrainConfig) -> list[dict[str, Any]]:

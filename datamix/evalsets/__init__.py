@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from datamix.evalsets import readers
 from datamix.evalsets.readers import BenchItem
@@ -102,144 +103,69 @@ _POPE = "https://raw.githubusercontent.com/AoiDragon/POPE/main/output/coco"
 _MMB = "https://download.openmmlab.com/mmclassification/datasets/mmbench"
 _SEED = "https://huggingface.co/datasets/AILab-CVC/SEED-Bench/resolve/main"
 _LB = "https://huggingface.co/datasets/liuhaotian/llava-bench-in-the-wild/resolve/main"
+_COCO = "http://images.cocodataset.org/zips"
 
-BENCHMARKS: dict[str, Benchmark] = {
-    b.name: b
-    for b in (
-        Benchmark(
-            name="vqav2_testdev",
-            title="VQAv2 test-dev",
-            homepage="https://visualqa.org/download.html",
-            reader=readers.vqav2_testdev,
-            files=(
-                _f("vqav2_testdev", f"{_VQA}/v2_Questions_Test_mscoco.zip", archive=True),
-                _f(
-                    "vqav2_testdev",
-                    "http://images.cocodataset.org/zips/test2015.zip",
-                    archive=True,
-                    images=True,
-                ),
-            ),
-        ),
-        Benchmark(
-            name="gqa_testdev",
-            title="GQA test-dev (balanced)",
-            homepage="https://cs.stanford.edu/people/dorarad/gqa/",
-            reader=readers.gqa_testdev,
-            files=(
-                _f("gqa_testdev", f"{_GQA}/questions1.2.zip", archive=True),
-                _f("gqa_testdev", f"{_GQA}/images.zip", archive=True, images=True),
-            ),
-        ),
-        Benchmark(
-            name="vizwiz",
-            title="VizWiz-VQA (val + test)",
-            homepage="https://vizwiz.org/tasks-and-datasets/vqa/",
-            reader=readers.vizwiz,
-            files=(
-                _f("vizwiz", f"{_VIZWIZ}/vqa_data/Annotations.zip", archive=True),
-                _f("vizwiz", f"{_VIZWIZ}/images/val.zip", archive=True, images=True),
-                _f("vizwiz", f"{_VIZWIZ}/images/test.zip", archive=True, images=True),
-            ),
-        ),
-        Benchmark(
-            name="scienceqa",
-            title="ScienceQA-IMG (test)",
-            homepage="https://scienceqa.github.io/",
-            reader=readers.scienceqa,
-            normalize="basic",
-            files=(_f("scienceqa", f"{_SQA}/problems.json"), _f("scienceqa", f"{_SQA}/pid_splits.json")),
-            manual="the test images (test.zip of the ScienceQA Google Drive, or the HF dataset "
-            "derek-thomas/ScienceQA) unpacked as {target}/test/<pid>/image.png",
-        ),
-        Benchmark(
-            name="textvqa",
-            title="TextVQA (val)",
-            homepage="https://textvqa.org/dataset/",
-            reader=readers.textvqa,
-            files=(
-                _f("textvqa", "https://dl.fbaipublicfiles.com/textvqa/data/TextVQA_0.5.1_val.json"),
-                _f(
-                    "textvqa",
-                    "https://dl.fbaipublicfiles.com/textvqa/images/train_val_images.zip",
-                    archive=True,
-                    images=True,
-                ),
-            ),
-        ),
-        Benchmark(
-            name="pope",
-            title="POPE (COCO random / popular / adversarial)",
-            homepage="https://github.com/AoiDragon/POPE",
-            reader=readers.pope,
-            files=(
-                *(_f("pope", f"{_POPE}/{f}") for f in readers.POPE_FILES),
-                _f("pope", "http://images.cocodataset.org/zips/val2014.zip", archive=True, images=True),
-            ),
-        ),
-        Benchmark(
-            name="mme",
-            title="MME",
-            homepage="https://github.com/BradyFU/Awesome-Multimodal-Large-Language-Models/tree/Evaluation",
-            reader=readers.mme,
-            normalize="basic",
-            manual="MME is distributed on request (a form on its homepage) or as the HF dataset lmms-lab/MME; "
-            f"put the folder {readers.MME_DIR}/ (one sub-folder per category) under {{target}}",
-        ),
-        Benchmark(
-            name="mmbench",
-            title="MMBench (dev, en)",
-            homepage="https://github.com/open-compass/MMBench",
-            reader=readers.mmbench,
-            normalize="basic",
-            image_reader=readers.mmbench_images,
-            files=(_f("mmbench", f"{_MMB}/{readers.MMBENCH_FILES['mmbench']}"),),
-        ),
-        Benchmark(
-            name="mmbench_cn",
-            title="MMBench-CN (dev)",
-            homepage="https://github.com/open-compass/MMBench",
-            reader=readers.mmbench,
-            normalize="basic",
-            image_reader=readers.mmbench_images,
-            files=(_f("mmbench_cn", f"{_MMB}/{readers.MMBENCH_FILES['mmbench_cn']}"),),
-        ),
-        Benchmark(
-            name="seed",
-            title="SEED-Bench (image questions)",
-            homepage="https://github.com/AILab-CVC/SEED-Bench",
-            reader=readers.seed,
-            normalize="basic",
-            files=(
-                _f("seed", f"{_SEED}/{readers.SEED_FILE}"),
-                _f("seed", f"{_SEED}/SEED-Bench-image.zip", archive=True, images=True),
-            ),
-        ),
-        Benchmark(
-            name="llava_bench",
-            title="LLaVA-Bench (in the wild)",
-            homepage="https://huggingface.co/datasets/liuhaotian/llava-bench-in-the-wild",
-            reader=readers.llava_bench,
-            normalize="basic",
-            files=tuple(_f("llava_bench", f"{_LB}/{f}") for f in readers.LLAVA_BENCH_FILES),
-            manual="the 24 pictures of the HF dataset's images/ folder, as {target}/images/<name>.jpg",
-        ),
-        Benchmark(
-            name="mmvet",
-            title="MM-Vet",
-            homepage="https://github.com/yuweihao/MM-Vet",
-            reader=readers.mmvet,
-            normalize="basic",
-            files=(
-                _f(
-                    "mmvet",
-                    "https://github.com/yuweihao/MM-Vet/releases/download/v1/mm-vet.zip",
-                    archive=True,
-                ),
-            ),
-        ),
-    )
-}
+_A, _AI = "archive", "archive images"  # file flags: an archive (of images)
+
+
+def _bench(
+    name: str,
+    title: str,
+    homepage: str,
+    reader: Callable[[Path, str], list[BenchItem]],
+    files: Sequence[tuple[str, str]] = (),
+    **extra: Any,
+) -> Benchmark:
+    """One table row: `files` are (url, flags) pairs, flags naming `archive` and/or `images`."""
+    entries = tuple(_f(name, url, archive="archive" in fl, images="images" in fl) for url, fl in files)
+    return Benchmark(name=name, title=title, homepage=homepage, reader=reader, files=entries, **extra)
+
+
+_BASIC: dict[str, Any] = {"normalize": "basic"}
+_MMB_EXTRA: dict[str, Any] = {**_BASIC, "image_reader": readers.mmbench_images}
+_MME_MANUAL = (
+    "MME is distributed on request (a form on its homepage) or as the HF dataset lmms-lab/MME; "
+    f"put the folder {readers.MME_DIR}/ (one sub-folder per category) under {{target}}"
+)
+_SQA_MANUAL = (
+    "the test images (test.zip of the ScienceQA Google Drive, or the HF dataset "
+    "derek-thomas/ScienceQA) unpacked as {target}/test/<pid>/image.png"
+)
+_LB_MANUAL = "the 24 pictures of the HF dataset's images/ folder, as {target}/images/<name>.jpg"
+_MMB_HOME = "https://github.com/open-compass/MMBench"
+
+# name, title, homepage, reader, files as (url, flags), extra Benchmark fields
+_TABLE: tuple[tuple[Any, ...], ...] = (
+    ("vqav2_testdev", "VQAv2 test-dev", "https://visualqa.org/download.html", readers.vqav2_testdev,
+     [(f"{_VQA}/v2_Questions_Test_mscoco.zip", _A), (f"{_COCO}/test2015.zip", _AI)], {}),
+    ("gqa_testdev", "GQA test-dev (balanced)", "https://cs.stanford.edu/people/dorarad/gqa/",
+     readers.gqa_testdev, [(f"{_GQA}/questions1.2.zip", _A), (f"{_GQA}/images.zip", _AI)], {}),
+    ("vizwiz", "VizWiz-VQA (val + test)", "https://vizwiz.org/tasks-and-datasets/vqa/", readers.vizwiz,
+     [(f"{_VIZWIZ}/vqa_data/Annotations.zip", _A), *((f"{_VIZWIZ}/images/{s}.zip", _AI)
+      for s in ("val", "test"))], {}),
+    ("scienceqa", "ScienceQA-IMG (test)", "https://scienceqa.github.io/", readers.scienceqa,
+     [(f"{_SQA}/problems.json", ""), (f"{_SQA}/pid_splits.json", "")], {**_BASIC, "manual": _SQA_MANUAL}),
+    ("textvqa", "TextVQA (val)", "https://textvqa.org/dataset/", readers.textvqa,
+     [("https://dl.fbaipublicfiles.com/textvqa/data/TextVQA_0.5.1_val.json", ""),
+      ("https://dl.fbaipublicfiles.com/textvqa/images/train_val_images.zip", _AI)], {}),
+    ("pope", "POPE (COCO random / popular / adversarial)", "https://github.com/AoiDragon/POPE", readers.pope,
+     [*((f"{_POPE}/{f}", "") for f in readers.POPE_FILES), (f"{_COCO}/val2014.zip", _AI)], {}),
+    ("mme", "MME", "https://github.com/BradyFU/Awesome-Multimodal-Large-Language-Models/tree/Evaluation",
+     readers.mme, [], {**_BASIC, "manual": _MME_MANUAL}),
+    ("mmbench", "MMBench (dev, en)", _MMB_HOME, readers.mmbench,
+     [(f"{_MMB}/{readers.MMBENCH_FILES['mmbench']}", "")], _MMB_EXTRA),
+    ("mmbench_cn", "MMBench-CN (dev)", _MMB_HOME, readers.mmbench,
+     [(f"{_MMB}/{readers.MMBENCH_FILES['mmbench_cn']}", "")], _MMB_EXTRA),
+    ("seed", "SEED-Bench (image questions)", "https://github.com/AILab-CVC/SEED-Bench", readers.seed,
+     [(f"{_SEED}/{readers.SEED_FILE}", ""), (f"{_SEED}/SEED-Bench-image.zip", _AI)], _BASIC),
+    ("llava_bench", "LLaVA-Bench (in the wild)",
+     "https://huggingface.co/datasets/liuhaotian/llava-bench-in-the-wild", readers.llava_bench,
+     [(f"{_LB}/{f}", "") for f in readers.LLAVA_BENCH_FILES], {**_BASIC, "manual": _LB_MANUAL}),
+    ("mmvet", "MM-Vet", "https://github.com/yuweihao/MM-Vet", readers.mmvet,
+     [("https://github.com/yuweihao/MM-Vet/releases/download/v1/mm-vet.zip", _A)], _BASIC),
+)  # fmt: skip
+
+BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (_bench(*row[:5], **row[5]) for row in _TABLE)}
 NAMES: tuple[str, ...] = tuple(BENCHMARKS)
 CATALOG: tuple[RemoteFile, ...] = tuple(f for b in BENCHMARKS.values() for f in b.files)
 

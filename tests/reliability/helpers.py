@@ -8,11 +8,17 @@ import json
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+
+from datamix.proc import KILL_ENV
+
+REPO = Path(__file__).resolve().parents[2]
 
 TURNS = [{"from": "human", "value": "<image>\nWhat is it?"}, {"from": "gpt", "value": "A thing."}]
 TEXT_TURNS = [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]
@@ -98,3 +104,21 @@ def recipe(tmp_path: Path, max_samples: int = 16, name: str = "demo") -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(text)
     return path
+
+
+def run_module(
+    *argv: str, timeout: float, kill: str | None = None, **env: str
+) -> subprocess.CompletedProcess:
+    """`python -m <argv>` from the repository root, output captured; with `kill`, the test hook
+    `DATAMIX_TEST_KILL_AT` kills it at that point (never inherited); `env` adds variables."""
+    environ = {**{k: v for k, v in os.environ.items() if k != KILL_ENV}, **env}
+    if kill:
+        environ[KILL_ENV] = kill
+    return subprocess.run(
+        [sys.executable, "-m", *argv],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=REPO,
+        timeout=timeout,
+    )

@@ -10,46 +10,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from datamix.proc import KILL_ENV
-
-from .helpers import recipe
-
-REPO = Path(__file__).resolve().parents[2]
+from .helpers import recipe, run_module
 
 
 def _build(
     recipe_path: Path, root: Path, out: Path, *, jobs: int = 1, kill: str | None = None
 ) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
-    if kill is not None:
-        env[KILL_ENV] = kill
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "datamix.cli",
-            "build",
-            "--recipe",
-            str(recipe_path),
-            "--root",
-            str(root),
-            "--out",
-            str(out),
-            "--jobs",
-            str(jobs),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
+    return run_module(
+        "datamix.cli",
+        "build",
+        "--recipe",
+        str(recipe_path),
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--jobs",
+        str(jobs),
         timeout=300,
+        kill=kill,
     )
 
 

@@ -80,6 +80,20 @@ def _train(f: dict[str, Path], *extra: str, config: str | Path = CONFIG) -> list
     ]
 
 
+def _tokens(f: dict[str, Path], source: Path, *extra: str) -> list[str]:
+    """`tokens` argv with the plain template, reading `source`, writing out/t.jsonl."""
+    return [
+        "tokens",
+        "--template",
+        "plain",
+        *extra,
+        "--input",
+        str(source),
+        "--out",
+        str(f["out"] / "t.jsonl"),
+    ]
+
+
 # (case, argv builder, exit code, message fragment); before: a traceback and exit 1 for every one
 CASES = [
     (
@@ -173,73 +187,31 @@ CASES = [
     ),
     (
         "tokens: malformed JSON",
-        lambda f: [
-            "tokens",
-            "--template",
-            "plain",
-            "--input",
-            str(f["bad_json"]),
-            "--out",
-            str(f["out"] / "t.jsonl"),
-        ],
+        lambda f: _tokens(f, f["bad_json"]),
         1,
         "bad.json: not valid JSON",
     ),
     (
         "tokens: JSON not a list",
-        lambda f: [
-            "tokens",
-            "--template",
-            "plain",
-            "--input",
-            str(f["object_json"]),
-            "--out",
-            str(f["out"] / "t.jsonl"),
-        ],
+        lambda f: _tokens(f, f["object_json"]),
         1,
         "expected a JSON list of LLaVA records, got a dict",
     ),
     (
         "tokens: JSON not UTF-8",
-        lambda f: [
-            "tokens",
-            "--template",
-            "plain",
-            "--input",
-            str(f["latin1_json"]),
-            "--out",
-            str(f["out"] / "t.jsonl"),
-        ],
+        lambda f: _tokens(f, f["latin1_json"]),
         1,
         "latin1.json: not UTF-8 text",
     ),
     (
         "tokens: input missing",
-        lambda f: [
-            "tokens",
-            "--template",
-            "plain",
-            "--input",
-            str(f["out"] / "none.json"),
-            "--out",
-            str(f["out"] / "t.jsonl"),
-        ],
+        lambda f: _tokens(f, f["out"] / "none.json"),
         2,
         "none.json: --input: no such file",
     ),
     (
         "tokens: --tokenizer missing",
-        lambda f: [
-            "tokens",
-            "--template",
-            "plain",
-            "--tokenizer",
-            str(f["out"] / "tok"),
-            "--input",
-            str(f["bad_json"]),
-            "--out",
-            str(f["out"] / "t.jsonl"),
-        ],
+        lambda f: _tokens(f, f["bad_json"], "--tokenizer", str(f["out"] / "tok")),
         2,
         "tok: --tokenizer: no such file or folder",
     ),
@@ -348,9 +320,7 @@ def test_tokens_counts_records_it_cannot_encode(files, capsys):
     from trainer.__main__ import main
 
     out = files["out"] / "t.jsonl"
-    assert (
-        main(["tokens", "--template", "plain", "--input", str(files["odd_records"]), "--out", str(out)]) == 0
-    )
+    assert main(_tokens(files, files["odd_records"])) == 0
     printed = capsys.readouterr().out
     assert "skipped 0: bad_roles: not a record" in printed and "skipped x: bad_roles: not a record" in printed
     assert '"bad_roles": 2' in printed

@@ -15,17 +15,16 @@ run ends: the same losses for the replayed steps and the same final weights.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from train_helpers import train_args
 
+from .helpers import run_module
+
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "recipes" / "train" / "tiny_stage2.yaml"
 STEP2, STEP4 = "step-0000002", "step-0000004"
 
 
@@ -135,20 +134,7 @@ def test_resume_without_a_usable_checkpoint_is_one_line(tmp_path, capsys, case, 
     out = tmp_path / "run"
     setup(out / "checkpoints")
     with pytest.raises(SystemExit) as exc:
-        main(
-            [
-                "train",
-                "--config",
-                str(CONFIG),
-                "--set",
-                f"data.mix={mix}",
-                "--set",
-                f"output_dir={out}",
-                "--set",
-                "pretrained_projector=null",
-                "--resume",
-            ]
-        )
+        main(["train", *train_args(mix, out), "--resume"])
     err = capsys.readouterr().err
     assert exc.value.code == 2, err
     assert fragment in err and "Traceback" not in err
@@ -183,17 +169,8 @@ def mix(tmp_path_factory) -> Path:
 
 def _train(mix: Path, out: Path, *extra: str, kill: str | None = None) -> subprocess.CompletedProcess:
     args = [*train_args(mix, out, "max_steps=4", "save_steps=2"), *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    env.pop("DATAMIX_TEST_KILL_AT", None)
-    if kill:
-        env["DATAMIX_TEST_KILL_AT"] = kill
-    return subprocess.run(
-        [sys.executable, "-m", "trainer", "train", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    return run_module(
+        "trainer", "train", *args, timeout=600, kill=kill, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore"
     )
 
 

@@ -15,6 +15,17 @@ def conv(*turns):
     return [{"from": r, "value": v} for r, v in turns]
 
 
+def _instruct_item(n: int, id: str, image: str, *turns: tuple[str, str]) -> ConversationItem:
+    """The n-th llava_instruct item: its image under coco/train2017, its (role, text) turns."""
+    return ConversationItem(
+        key=f"llava_instruct-{n:08d}",
+        source="llava_instruct",
+        id=id,
+        image=f"coco/train2017/{image}",
+        turns=tuple(Turn(role=r, text=t) for r, t in turns),
+    )
+
+
 def test_llava_instruct_keeps_raw_turns_and_maps_images(world):
     world.image("coco/train2017/000000000113.jpg")
     world.image("coco/train2017/000000123456.jpg")
@@ -50,27 +61,21 @@ def test_llava_instruct_keeps_raw_turns_and_maps_images(world):
     )
     items, drops, stats = run(world.root, "llava_instruct")
     assert items == [
-        ConversationItem(
-            key="llava_instruct-00000000",
-            source="llava_instruct",
-            id="000000000113",
-            image="coco/train2017/000000000113.jpg",
-            turns=(
-                Turn(role="human", text="What is this photo about'?\n<image>"),
-                Turn(role="gpt", text="A kitchen."),
-            ),
+        _instruct_item(
+            0,
+            "000000000113",
+            "000000000113.jpg",
+            ("human", "What is this photo about'?\n<image>"),
+            ("gpt", "A kitchen."),
         ),
-        ConversationItem(
-            key="llava_instruct-00000001",
-            source="llava_instruct",
-            id="123456",
-            image="coco/train2017/000000123456.jpg",
-            turns=(
-                Turn(role="human", text="<image>\nWhat is the dog holding?"),
-                Turn(role="gpt", text="A red frisbee."),
-                Turn(role="human", text="Where is it?"),
-                Turn(role="gpt", text="On a lawn."),
-            ),
+        _instruct_item(
+            1,
+            "123456",
+            "000000123456.jpg",
+            ("human", "<image>\nWhat is the dog holding?"),
+            ("gpt", "A red frisbee."),
+            ("human", "Where is it?"),
+            ("gpt", "On a lawn."),
         ),
     ]
     assert reasons(drops) == [("2", "image_missing"), ("3", "bad_type"), ("4", "missing_field")]

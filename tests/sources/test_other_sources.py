@@ -42,20 +42,14 @@ def test_aokvqa_train_only_grouped_per_image(world):
     items, drops, stats = run(world.root, "aokvqa")
     assert len(items) == 1
     assert items[0].id == "000000299207" and items[0].image == "coco/train2017/000000299207.jpg"
+    same = {"choices": ("skateboarder", "train", "delivery", "cab"), "direct_answers": ("cab", "taxi")}
     assert items[0].questions == (
-        Choice(
-            question_id="11aaa",
-            question="What color?",
-            choices=("skateboarder", "train", "delivery", "cab"),
-            correct=0,
-            direct_answers=("cab", "taxi"),
-        ),
+        Choice(question_id="11aaa", question="What color?", correct=0, **same),
         Choice(
             question_id="22MexNkBPpdZGX6sxbxVBH",
             question="What is the man by the bags awaiting?",
-            choices=("skateboarder", "train", "delivery", "cab"),
             correct=3,
-            direct_answers=("cab", "taxi"),
+            **same,
         ),
     )
     assert reasons(drops) == [("3", "bad_value"), ("image_id=1", "image_missing")]

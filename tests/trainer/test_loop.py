@@ -22,7 +22,6 @@ pytest.importorskip("deepspeed")
 
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "recipes" / "train" / "tiny_stage2.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -141,27 +140,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(mix, tmp_path):
         "sys.exit(main(sys.argv[1:]))\n"
     )
     shutil.rmtree(out, ignore_errors=True)
-    args = [
-        "train",
-        "--config",
-        str(CONFIG),
-        "--set",
-        f"data.mix={mix}",
-        "--set",
-        f"output_dir={out}",
-        "--set",
-        "pretrained_projector=null",
-        "--set",
-        "global_batch_size=4",
-        "--set",
-        "per_device_batch_size=4",
-        "--set",
-        "max_steps=6",
-        "--set",
-        "save_steps=2",
-        "--set",
-        "max_length=320",
-    ]
+    args = ["train", *train_args(mix, out, "max_steps=6", "save_steps=2")]
     proc = subprocess.run(
         [sys.executable, "-c", script, *args],
         cwd=REPO,

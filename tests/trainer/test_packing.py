@@ -82,6 +82,24 @@ def model_and_batch(request):
     return model, collate(samples, pad_id=PAD_TOKEN_ID), cfg
 
 
+def _places(packed, lengths):
+    """(row, start, sample, length) of each sample in the packed rows, in order."""
+    for r, row in enumerate(packed["rows"]):
+        at = 0
+        for i in row:
+            yield r, at, i, lengths[i]
+            at += lengths[i]
+
+
+def _packed_logits(model, b):
+    return model(
+        input_ids=b["input_ids"],
+        position_ids=b["position_ids"],
+        pixel_values=b["pixel_values"],
+        use_cache=False,
+    ).logits
+
+
 def test_plan_rows_first_fit_decreasing():
     assert plan_rows([5, 9, 3, 7, 2], 10) == [[1], [3, 2], [0, 4]]
     assert plan_rows([4, 4, 4], 12) == [[0, 1, 2]]
@@ -126,18 +144,9 @@ def test_packed_logits_loss_and_gradients_equal_unpacked(model_and_batch):
             pixel_values=batch["pixel_values"],
             use_cache=False,
         ).logits
-        dense = model(
-            input_ids=packed["input_ids"],
-            position_ids=packed["position_ids"],
-            pixel_values=packed["pixel_values"],
-            use_cache=False,
-        ).logits
-    for r, row in enumerate(packed["rows"]):
-        at = 0
-        for i in row:
-            n = lengths[i]
-            torch.testing.assert_close(dense[r, at : at + n], plain[i, :n], rtol=1e-4, atol=1e-4)
-            at += n
+        dense = _packed_logits(model, packed)
+    for r, at, i, n in _places(packed, lengths):
+        torch.testing.assert_close(dense[r, at : at + n], plain[i, :n], rtol=1e-4, atol=1e-4)
 
     def loss_and_grad(b):
         model.zero_grad()
@@ -176,17 +185,7 @@ def test_a_changed_sample_leaves_its_row_neighbours_alone(model_and_batch):
     other["input_ids"] = packed["input_ids"].clone()
     other["input_ids"][0, 1:5] = torch.tensor([450, 451, 452, 453])  # edit the first sample's text
     with torch.no_grad():
-        a = model(
-            input_ids=packed["input_ids"],
-            position_ids=packed["position_ids"],
-            pixel_values=packed["pixel_values"],
-            use_cache=False,
-        ).logits
-        b = model(
-            input_ids=other["input_ids"],
-            position_ids=other["position_ids"],
-            pixel_values=other["pixel_values"],
-            use_cache=False,
-        ).logits
+        a = _packed_logits(model, packed)
+        b = _packed_logits(model, other)
     assert not torch.allclose(a[0, :first], b[0, :first])
     torch.testing.assert_close(a[0, first:], b[0, first:], rtol=0, atol=0)

@@ -3,8 +3,8 @@ counted, and the same ids as LLaVA-1.5's own code for both `legacy` values (test
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -267,9 +267,27 @@ def test_stats(tok):
     assert 0 < d["trained_tokens"] < d["tokens"]
 
 
-def test_tokens_cli(tmp_path: Path, tok, capsys):
+def _tokens_cli(tokenizer: Path, src: Path, out: Path, *extra: str) -> int:
+    """`python -m trainer tokens` with the vicuna_v1 template, in this process."""
     from trainer.__main__ import main
 
+    return main(
+        [
+            "tokens",
+            "--template",
+            "vicuna_v1",
+            "--tokenizer",
+            str(tokenizer),
+            "--input",
+            str(src),
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+def test_tokens_cli(tmp_path: Path, tok, capsys):
     records = [
         {"id": "a", "image": "x.jpg", "conversations": MULTI_TURN},
         {"id": "b", "conversations": TEXT_ONLY},
@@ -278,21 +296,7 @@ def test_tokens_cli(tmp_path: Path, tok, capsys):
     src = tmp_path / "in.json"
     src.write_text(json.dumps(records))
     out = tmp_path / "out.jsonl"
-    rc = main(
-        [
-            "tokens",
-            "--template",
-            "vicuna_v1",
-            "--tokenizer",
-            str(BUNDLED_VOCAB),
-            "--input",
-            str(src),
-            "--out",
-            str(out),
-            "--show",
-            "1",
-        ]
-    )
+    rc = _tokens_cli(BUNDLED_VOCAB, src, out, "--show", "1")
     assert rc == 0
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == ["a", "b"]
@@ -377,14 +381,12 @@ def has_special_strings(rec: dict) -> bool:
 
 
 def vicuna_tokenizer_folder(dest: Path, legacy: bool) -> Path:
-    """A tokenizer folder shaped as lmsys/vicuna-7b-v1.5 publishes it (no tokenizer.json)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(BUNDLED_TOKENIZER_MODEL, dest / "tokenizer.model")
-    cfg = json.loads((GOLDEN / "vicuna_tokenizer" / "tokenizer_config.json").read_text(encoding="utf-8"))
-    cfg["legacy"] = legacy
-    (dest / "tokenizer_config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
-    shutil.copyfile(GOLDEN / "vicuna_tokenizer" / "special_tokens_map.json", dest / "special_tokens_map.json")
-    return dest
+    """A tokenizer folder shaped as lmsys/vicuna-7b-v1.5 publishes it (no tokenizer.json): the one
+    make_golden.py builds (that script is not a package, so it is loaded from its path)."""
+    spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
+    make_golden = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_golden)
+    return make_golden.make_tokenizer_folder(dest, BUNDLED_TOKENIZER_MODEL, legacy)
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["legacy_true", "legacy_false"])
@@ -394,6 +396,13 @@ def golden(request, tmp_path_factory):
     doc = json.loads((GOLDEN / f"golden_legacy_{str(legacy).lower()}.json").read_text(encoding="utf-8"))
     assert doc["meta"]["legacy"] is legacy and doc["meta"]["transformers"] == "4.31.0"
     return legacy, folder, load_tokenizer(folder, add_llava_tokens=True), doc
+
+
+def comparable(rows: list[dict]) -> list[tuple[dict, dict]]:
+    """(golden row, LLaVA record) for the rows whose record has no special strings."""
+    return [
+        (row, LLAVA_RECORDS[row["id"]]) for row in rows if not has_special_strings(LLAVA_RECORDS[row["id"]])
+    ]
 
 
 def llava_ids(row: dict) -> list[int]:
@@ -408,31 +417,23 @@ def test_golden_folder_reads_legacy_flag(golden):
 
 def test_golden_vicuna_v1_equals_llava(golden):
     _, _, tok_, doc = golden
-    compared = 0
-    for row in doc["records"]:
-        rec = LLAVA_RECORDS[row["id"]]
-        if has_special_strings(rec):
-            continue
+    compared = comparable(doc["records"])
+    for row, rec in compared:
         assert row["llava_printed"] is None, row["id"]
         enc = encode(rec["conversations"], tok_, VICUNA_V1, has_image=row["has_image"], max_length=4096)
         assert list(enc.input_ids) == llava_ids(row), row["id"]
         assert list(enc.labels) == row["labels"], row["id"]
         assert render(rec["conversations"], VICUNA_V1, has_image=row["has_image"]) == row["prompt"], row["id"]
-        compared += 1
-    assert compared == 8
+    assert len(compared) == 8
 
 
 def test_golden_plain_equals_llava(golden):
     _, _, tok_, doc = golden
-    compared = 0
-    for row in doc["plain_records"]:
-        rec = LLAVA_RECORDS[row["id"]]
-        if has_special_strings(rec):
-            continue
+    compared = comparable(doc["plain_records"])
+    for row, rec in compared:
         enc = encode(rec["conversations"], tok_, PLAIN, has_image=True, max_length=2048)
         assert list(enc.input_ids) == llava_ids(row) and list(enc.labels) == row["labels"], row["id"]
-        compared += 1
-    assert compared == 3
+    assert len(compared) == 3
 
 
 def test_golden_token_after_eos_follows_legacy(golden):
@@ -474,25 +475,10 @@ def test_golden_special_strings_llava_drops_we_train(golden):
 
 def test_golden_tokens_cli_on_vicuna_folder(golden, tmp_path):
     """`python -m trainer tokens --tokenizer <tokenizer.model folder>` (issue 15 acceptance) gives LLaVA's ids."""
-    from trainer.__main__ import main
 
     _, folder, _, doc = golden
     out = tmp_path / "out.jsonl"
-    rc = main(
-        [
-            "tokens",
-            "--template",
-            "vicuna_v1",
-            "--tokenizer",
-            str(folder),
-            "--input",
-            str(GOLDEN / "records.json"),
-            "--out",
-            str(out),
-            "--max-length",
-            "4096",
-        ]
-    )
+    rc = _tokens_cli(folder, GOLDEN / "records.json", out, "--max-length", "4096")
     assert rc == 0
     rows = {r["id"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
     assert set(rows) == set(LLAVA_RECORDS)
