@@ -66,11 +66,17 @@ def tiny_configs(mcfg: ModelConfig) -> tuple[Any, Any]:
     from transformers import CLIPVisionConfig, LlamaConfig
 
     t = mcfg.tiny
+
+    def sizes(part: str) -> dict[str, Any]:  # the transformer sizes both configs name alike
+        return {
+            "hidden_size": getattr(t, f"{part}_hidden_size"),
+            "intermediate_size": getattr(t, f"{part}_intermediate_size"),
+            "num_hidden_layers": getattr(t, f"{part}_layers"),
+            "num_attention_heads": getattr(t, f"{part}_heads"),
+        }
+
     vision = CLIPVisionConfig(
-        hidden_size=t.vision_hidden_size,
-        intermediate_size=t.vision_intermediate_size,
-        num_hidden_layers=t.vision_layers,
-        num_attention_heads=t.vision_heads,
+        **sizes("vision"),
         image_size=mcfg.image_size,
         patch_size=mcfg.patch_size,
         projection_dim=t.vision_hidden_size,
@@ -78,10 +84,7 @@ def tiny_configs(mcfg: ModelConfig) -> tuple[Any, Any]:
     )
     text = LlamaConfig(
         vocab_size=32000,
-        hidden_size=t.llm_hidden_size,
-        intermediate_size=t.llm_intermediate_size,
-        num_hidden_layers=t.llm_layers,
-        num_attention_heads=t.llm_heads,
+        **sizes("llm"),
         num_key_value_heads=t.llm_kv_heads,
         max_position_embeddings=t.max_position_embeddings,
         rms_norm_eps=1e-5,
