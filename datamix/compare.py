@@ -44,7 +44,7 @@ import string
 import struct
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -465,18 +465,17 @@ class SourceResult:
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "a": self.a,
-            "b": self.b,
-            "matched": self.matched,
-            "identical": self.identical,
-            "differing": self.differing,
-            "only_a": self.only_a,
-            "only_b": self.only_b,
-            "classes": dict(self.classes),
-            "unclassified": self.unclassified,
-            "examples": self.examples,
-        }
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["classes"] = dict(self.classes)
+        return out
+
+    def add(self, other: SourceResult) -> None:
+        """Add `other`'s counts (not its examples) to these."""
+        for f in fields(self):
+            if f.type == "int":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        for c, n in other.classes.items():
+            self.classes[c] = self.classes.get(c, 0) + n
 
 
 def _source_order(name: str) -> tuple[int, str]:
@@ -538,10 +537,7 @@ def compare(a_path: str | Path, b_path: str | Path, *, examples: int = 3) -> dic
     ordered = {name: results[name] for name in sorted(results, key=_source_order)}
     total = SourceResult()
     for r in ordered.values():
-        for f in ("a", "b", "matched", "identical", "differing", "only_a", "only_b", "unclassified"):
-            setattr(total, f, getattr(total, f) + getattr(r, f))
-        for c, n in r.classes.items():
-            total.classes[c] = total.classes.get(c, 0) + n
+        total.add(r)
     identical = total.differing == 0 and total.only_a == 0 and total.only_b == 0
     total_dict = total.as_dict()
     del total_dict["examples"]
